@@ -1,0 +1,312 @@
+"""Every number of OSMN in one place, each with its source.
+
+Sources are cited as `paper §x` (Yang et al., CVPR 2018, `shared/paper/osmn_paper.md`) or as the
+original file and function of the authors' TF1 code (`linjieyangsc/video_seg`, described in
+`shared/spec/original_code.md`). Where the two disagree the code wins (it produced the paper's
+numbers) and the comment says so.
+
+Two kinds of things live here:
+
+* module-level constants that are facts of the method (layer sizes, guide statistics,
+  augmentation ranges, ...);
+* frozen dataclasses that users choose: `ModelConfig` (architecture switches) and
+  `TrainConfig` (a training recipe), with named recipes in `RECIPES`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import Optional, Tuple
+
+
+class ConfigError(ValueError):
+    """A user-supplied setting is invalid. The message names the setting and the value."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Input conventions (`dataset_davis.py`, `dataset_coco.py`, `util.py` of the original).
+# ---------------------------------------------------------------------------------------------
+# Images are fed as BGR minus this per-channel mean, scale 1.0 (the Caffe VGG16 convention).
+MEAN_BGR: Tuple[float, float, float] = (104.0, 117.0, 123.0)
+# Test-time working sizes (width, height) used by the original per data set.
+DAVIS_IM_SIZE: Tuple[int, int] = (854, 480)
+YOUTUBE_OBJECTS_IM_SIZE: Tuple[int, int] = (640, 360)
+YOUTUBE_VOS_IM_SIZE: Tuple[int, int] = (448, 256)
+
+# ---------------------------------------------------------------------------------------------
+# Segmentation network (`model_func.py`: `osmn`, `modulated_conv_block`; paper §3.5).
+# ---------------------------------------------------------------------------------------------
+VGG_BLOCK_DEPTHS: Tuple[int, ...] = (2, 2, 3, 3, 3)  # VGG16 conv layers per block.
+VGG_BLOCK_CHANNELS: Tuple[int, ...] = (64, 128, 256, 512, 512)  # VGG16 channels per block.
+# Blocks whose last conv feeds a hyper-column side output (conv2_2, conv3_3, conv4_3, conv5_3),
+# as OSVOS does; 1-based block numbers.
+SIDE_OUTPUT_BLOCKS: Tuple[int, ...] = (2, 3, 4, 5)
+SIDE_OUTPUT_CHANNELS: int = 16  # 3x3 conv to 16 channels per side output (`conv2_2_16`, ...).
+# First modulated block: paper §3.5 "all convolution layers ... except the first four", i.e.
+# conv3_1 onwards; `mod_early_conv` in the original moves it to block 1.
+FIRST_MODULATED_BLOCK: int = 3
+CONV_INIT_STDDEV: float = 1e-3  # All conv weights ~ N(0, 0.001) (slim `trunc_normal` is NOT used).
+# slim `l2_regularizer(2e-4)` computes 2e-4 * sum(w^2) / 2, i.e. Keras L2(1e-4): on every conv,
+# fc and transposed-conv kernel of all three networks, never on biases or batch norm.
+WEIGHT_DECAY_L2: float = 1e-4
+
+# ---------------------------------------------------------------------------------------------
+# Visual modulator (`model_func.py`: `visual_modulator`; paper §3.3).
+# ---------------------------------------------------------------------------------------------
+VISUAL_GUIDE_SIZE: int = 224  # The object crop is resized to 224x224 (paper §3.5).
+FC_UNITS: int = 4096  # fc6 (7x7 VALID conv) and fc7 (1x1 conv), as in VGG16.
+FC6_KERNEL: int = 7
+DROPOUT_RATE: float = 0.5  # After fc6 and fc7, active in every training run.
+# fc8 starts with zero weights and unit biases so every gamma is exactly 1 (paper §3.5).
+FC8_BIAS_INIT: float = 1.0
+
+# ---------------------------------------------------------------------------------------------
+# Spatial modulator (`model_func.py`: `osmn`, scope `modulator_sp`; paper §3.4).
+# The paper describes a per-channel scale and shift of the pooled guide; the code adds batch norm
+# and ReLU after a bias-free 1x1 conv. We follow the code.
+# ---------------------------------------------------------------------------------------------
+BN_MOMENTUM: float = 0.99  # slim batch_norm decay.
+BN_EPSILON: float = 1e-3
+
+# ---------------------------------------------------------------------------------------------
+# Guides (`util.py`: `compute_robust_moments`, `get_gb_image`; `dataset_*.py`).
+# ---------------------------------------------------------------------------------------------
+MAD_TO_STD: float = 1.4826  # std = 1.4826 x median absolute deviation (Gaussian consistency).
+MIN_GUIDE_STD: float = 5.0  # pixels, per axis.
+GUIDE_CENTER_SHIFT: float = 0.2  # training: centre += U(-0.2, 0.2) x std (paper: "20% shift").
+GUIDE_STD_SCALE: float = 1.4  # training: std *= U(1/1.4, 1.4) (paper: "40% scaling").
+VISUAL_GUIDE_TEST_PAD: float = 0.03  # test: each box side extended by int(0.03 x box size).
+VISUAL_GUIDE_BOX_JITTER: float = 0.1  # training: each side moved by U(-0.1, 0.1) x box size.
+VISUAL_GUIDE_MAX_ROTATION_DEG: float = 10.0  # training: rotation U(-10, 10) degrees, nearest.
+VISUAL_GUIDE_FLIP_PROB: float = 0.5
+
+# ---------------------------------------------------------------------------------------------
+# Training data (`dataset_coco.py`, `dataset_davis.py`; paper §3.5).
+# ---------------------------------------------------------------------------------------------
+COCO_MIN_AREA_FRACTION: float = 0.03  # objects larger than 3% of the image (paper §3.5).
+COCO_BASE_SIZE: int = 400  # COCO images resized to 400x400 times a scale (aspect not kept).
+COCO_SCALES: Tuple[float, ...] = (0.8, 1.0, 1.2)  # -> 320, 400, 480 square, one per batch.
+DAVIS_TRAIN_SCALES: Tuple[float, ...] = (0.5, 0.8, 1.0)  # of 854x480, no flip or crop.
+# `--randomize_guide`: a visual-guide frame must have mask area > 0.3% of the image and > 20% of
+# its bounding box.
+GUIDE_FRAME_MIN_AREA_FRACTION: float = 0.003
+GUIDE_FRAME_MIN_BOX_FILL: float = 0.2
+
+# ---------------------------------------------------------------------------------------------
+# Inference (`osmn.py`: `test`; `davis_eval.py`).
+# ---------------------------------------------------------------------------------------------
+MASK_THRESHOLD: float = 0.5  # mask = probability > 0.5 (strict).
+BACKGROUND_SCORE: float = 0.5  # constant background score stacked before the per-pixel argmax.
+VOID_LABEL: int = 255  # DAVIS void pixels.
+# Dense CRF on the thresholded mask (the original's `--use_crf`).
+CRF_UNARY_CERTAINTY: float = 0.9
+CRF_GAUSSIAN_SXY: float = 3.0
+CRF_GAUSSIAN_COMPAT: float = 3.0
+CRF_BILATERAL_SXY: float = 40.0
+CRF_BILATERAL_SRGB: float = 5.0
+CRF_BILATERAL_COMPAT: float = 10.0
+CRF_ITERATIONS: int = 5
+
+# Adam with TF1 defaults (`osmn.py`: `train_finetune`; paper §3.5 quotes beta1/beta2).
+ADAM_BETA_1: float = 0.9
+ADAM_BETA_2: float = 0.999
+ADAM_EPSILON: float = 1e-8
+
+
+def scaled_width(channels: int, width_multiplier: float) -> int:
+    """Channels of a layer in a network narrowed by `width_multiplier` (at least 1)."""
+    return max(1, int(round(channels * width_multiplier)))
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Architecture switches of OSMN.
+
+    Args:
+        width_multiplier: float. Scales every conv and fc width of both VGG16s; 1.0 is the real
+            VGG16 of the paper. Smaller values give a network of the same structure for tests
+            and CPU demos. Defaults to 1.0.
+        mod_early_conv: bool. Also modulate conv1_x and conv2_x (the original's
+            `--mod_early_conv`; the paper found it hurts, §3.5). Defaults to False.
+        use_visual_modulator: bool. False is Table 3's "no visual modulator" (gamma fixed at 1;
+            the original's `--no_visual_modulator`). Defaults to True.
+        use_spatial_modulator: bool. False is Table 3's "no spatial modulator" (no beta; the
+            original's `--no_spatial_modulator`). Defaults to True.
+        train_seg: bool. False freezes conv1-conv5 and the four side convs of the segmentation
+            network (the original's `fix_seg`); the fusion conv and both modulators still train.
+            Defaults to True.
+        fix_bn: bool. Batch norm of the spatial modulator in inference mode during training
+            (moving statistics used, not updated; its gamma/beta still train). The stage-2
+            recipe sets it (the original's `--fix_bn`). Defaults to False.
+    """
+
+    width_multiplier: float = 1.0
+    mod_early_conv: bool = False
+    use_visual_modulator: bool = True
+    use_spatial_modulator: bool = True
+    train_seg: bool = True
+    fix_bn: bool = False
+
+    def validate(self) -> "ModelConfig":
+        if not (isinstance(self.width_multiplier, (int, float)) and 0 < self.width_multiplier <= 1.0):
+            raise ConfigError(
+                f"width_multiplier must be in (0, 1], got {self.width_multiplier!r}")
+        return self
+
+    @property
+    def first_modulated_block(self) -> int:
+        return 1 if self.mod_early_conv else FIRST_MODULATED_BLOCK
+
+    def block_channels(self) -> Tuple[int, ...]:
+        return tuple(scaled_width(c, self.width_multiplier) for c in VGG_BLOCK_CHANNELS)
+
+    def fc_units(self) -> int:
+        return scaled_width(FC_UNITS, self.width_multiplier)
+
+    def modulated_layers(self) -> Tuple[Tuple[str, int], ...]:
+        """(layer name, channels) of every modulated conv, in gamma order (conv3_1 first)."""
+        layers = []
+        for block, (depth, channels) in enumerate(
+                zip(VGG_BLOCK_DEPTHS, self.block_channels()), start=1):
+            if block < self.first_modulated_block:
+                continue
+            for i in range(1, depth + 1):
+                layers.append((f"conv{block}_{i}", channels))
+        return tuple(layers)
+
+    def gamma_slices(self) -> dict:
+        """Layer name -> (start, stop) in the gamma vector, in the original's order.
+
+        With the defaults: conv3_1 = [0:256], conv3_2 = [256:512], ..., conv5_3 = [3328:3840].
+        """
+        slices, start = {}, 0
+        for name, channels in self.modulated_layers():
+            slices[name] = (start, start + channels)
+            start += channels
+        return slices
+
+    @property
+    def gamma_size(self) -> int:
+        """Length of the visual modulator's output: 3840 for the default VGG16 (4224 early)."""
+        return sum(c for _, c in self.modulated_layers())
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown model setting(s): {', '.join(unknown)}")
+        return cls(**values).validate()
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """A training recipe: data, schedule and model switches.
+
+    `lr_boundaries` and `lr_values` give a piecewise-constant learning rate: `lr_values[i]` is
+    used from step `lr_boundaries[i-1]` (0 for i = 0) up to `lr_boundaries[i]`.
+
+    Args:
+        name: str. Recipe name, written beside the checkpoints.
+        source: str. "coco", "davis" or "youtube_vos".
+        batch_size: int. Samples per step.
+        steps: int. Total optimizer steps.
+        lr_boundaries: tuple of int. Steps where the learning rate changes.
+        lr_values: tuple of float. One more value than boundaries.
+        image_sizes: tuple of (height, width). Training sizes, one drawn per batch.
+        randomize_guide: bool. Visual guide from a random frame of the same object (DAVIS).
+        imagenet_init: bool. Initialise both VGG16s from ImageNet (stage 1).
+        init_checkpoint: optional str. Weights to start from (stage 2 starts from stage 1).
+        model: ModelConfig. Architecture switches.
+        checkpoint_every: int. Steps between checkpoints (original: 1000).
+        keep_checkpoints: int. Checkpoints kept (original: 2).
+        seed: int. Seed of data order and augmentation.
+    """
+
+    name: str
+    source: str
+    batch_size: int
+    steps: int
+    lr_boundaries: Tuple[int, ...]
+    lr_values: Tuple[float, ...]
+    image_sizes: Tuple[Tuple[int, int], ...]
+    randomize_guide: bool = False
+    imagenet_init: bool = False
+    init_checkpoint: Optional[str] = None
+    model: ModelConfig = ModelConfig()
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+    seed: int = 0
+
+    def validate(self) -> "TrainConfig":
+        if self.source not in ("coco", "davis", "youtube_vos"):
+            raise ConfigError(f"source must be coco, davis or youtube_vos, got {self.source!r}")
+        for field in ("batch_size", "steps", "checkpoint_every", "keep_checkpoints"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{field} must be a positive integer, got {value!r}")
+        if len(self.lr_values) != len(self.lr_boundaries) + 1:
+            raise ConfigError(
+                f"lr_values needs one more entry than lr_boundaries, got {self.lr_values!r} "
+                f"and {self.lr_boundaries!r}")
+        if any(v <= 0 or not math.isfinite(v) for v in self.lr_values):
+            raise ConfigError(f"learning rates must be positive, got {self.lr_values!r}")
+        if list(self.lr_boundaries) != sorted(set(self.lr_boundaries)):
+            raise ConfigError(f"lr_boundaries must increase, got {self.lr_boundaries!r}")
+        if not self.image_sizes or any(h < 32 or w < 32 for h, w in self.image_sizes):
+            raise ConfigError(f"image_sizes must be (height, width) >= 32, got {self.image_sizes!r}")
+        self.model.validate()
+        return self
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes).validate()
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TrainConfig":
+        values = json.loads(text)
+        values["model"] = ModelConfig.from_dict(values.get("model", {}))
+        for key in ("lr_boundaries", "lr_values"):
+            values[key] = tuple(values[key])
+        values["image_sizes"] = tuple(tuple(s) for s in values["image_sizes"])
+        return cls(**values).validate()
+
+
+def _square_sizes(base: int, scales) -> Tuple[Tuple[int, int], ...]:
+    return tuple((int(base * s), int(base * s)) for s in scales)
+
+
+def _davis_sizes(scales) -> Tuple[Tuple[int, int], ...]:
+    width, height = DAVIS_IM_SIZE
+    return tuple((int(height * s), int(width * s)) for s in scales)
+
+
+RECIPES = {
+    # Stage 1 as the authors ran it (their README): batch 8, 200k steps at 1e-5, resumed to 300k
+    # at 1e-6. The paper (§3.5) says 10 epochs at 1e-5 then 5 at 1e-6 over 217,516 objects,
+    # i.e. about 272k + 136k steps at batch 8: the code's schedule is shorter.
+    "coco_stage1": TrainConfig(
+        name="coco_stage1", source="coco", batch_size=8, steps=300_000,
+        lr_boundaries=(200_000,), lr_values=(1e-5, 1e-6),
+        image_sizes=_square_sizes(COCO_BASE_SIZE, COCO_SCALES), imagenet_init=True),
+    # Stage 2 as the authors ran it: DAVIS 2017 train from stage 1, batch 4, fix_bn,
+    # randomize_guide, 50k steps at 1e-6 (the paper, §3.5: 20 epochs at 1e-6).
+    "davis_stage2": TrainConfig(
+        name="davis_stage2", source="davis", batch_size=4, steps=50_000,
+        lr_boundaries=(), lr_values=(1e-6,), image_sizes=_davis_sizes(DAVIS_TRAIN_SCALES),
+        randomize_guide=True, model=ModelConfig(fix_bn=True)),
+    # A narrow model trained on the shipped sample sequence in a few CPU minutes: a demo of
+    # the machinery, not of the paper's accuracy.
+    "sample": TrainConfig(
+        name="sample", source="davis", batch_size=4, steps=600,
+        lr_boundaries=(), lr_values=(1e-4,), image_sizes=((240, 427),),
+        randomize_guide=True, model=ModelConfig(width_multiplier=0.125),
+        checkpoint_every=200, keep_checkpoints=2),
+}

@@ -1,0 +1,114 @@
+"""The segmentation network (paper §3.5; original `model_func.py`: `osmn`, scope `osmn/seg`).
+
+A VGG16 hyper-column FCN as in OSVOS:
+
+    image -> conv1_x -> pool -> conv2_x -> pool -> conv3_x -> pool -> conv4_x -> pool -> conv5_x
+                           |                 |                |                |
+                     side conv2_2_16   conv3_3_16       conv4_3_16       conv5_3_16  (3x3, 16 ch)
+                           |                 |                |                |
+                       up x2, crop      up x4, crop      up x8, crop     up x16, crop
+                           +--------------- concat (64 ch) ---------------+
+                                                  |
+                                     upscore_fuse (1x1 conv) -> logit
+
+Every conv of the modulated blocks (conv3_1..conv5_3 by default) is followed by its ReLU, then
+the visual scale, then the spatial bias: y = relu(conv(x)) * gamma_c + beta (original
+`modulated_conv_block`). Side outputs read the conv outputs AFTER modulation.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from osmn import config
+from osmn.config import ModelConfig
+from osmn.model.modulation import ChannelScale, SpatialBias
+from osmn.model.upsampling import BilinearUpsampling
+from osmn.model.vgg import build_vgg_conv_blocks, conv_initializer, max_pool, vgg_conv_blocks
+
+
+@keras.saving.register_keras_serializable(package="osmn")
+class SegmentationNetwork(keras.layers.Layer):
+    """Modulated VGG16 FCN: image, gamma, betas -> foreground logit at the input size.
+
+    Args:
+        model_config: dict. `ModelConfig` fields. Defaults to the paper's VGG16.
+
+    Call args:
+        image: [B, H, W, 3] float32, BGR minus mean; any H, W >= 1.
+        gamma: [B, G] scales, or None (no visual modulation).
+        betas: dict layer name -> [B, h, w, C] biases, or None (no spatial modulation).
+
+    Returns:
+        logits: [B, H, W, 1] float32.
+    """
+
+    def __init__(self, model_config=None, **kwargs):
+        super().__init__(**kwargs)
+        self.model_config = dict(model_config or {})
+        self._cfg = ModelConfig.from_dict(self.model_config)
+        self.conv_blocks = vgg_conv_blocks(self._cfg.block_channels())
+        self.pools = [max_pool(f"pool{b}") for b in range(1, 5)]
+        self.gamma_slices = self._cfg.gamma_slices()
+        self.scale = ChannelScale(name="visual_modulation")
+        self.bias = SpatialBias(name="spatial_modulation")
+        self.side_convs, self.upsamplers = [], []
+        for block in config.SIDE_OUTPUT_BLOCKS:
+            last = config.VGG_BLOCK_DEPTHS[block - 1]
+            self.side_convs.append(keras.layers.Conv2D(
+                config.SIDE_OUTPUT_CHANNELS, 3, padding="same",
+                kernel_initializer=conv_initializer(), name=f"conv{block}_{last}_16"))
+            self.upsamplers.append(BilinearUpsampling(
+                2 ** (block - 1), config.SIDE_OUTPUT_CHANNELS, name=f"score_multi{block}_up"))
+        self.fuse = keras.layers.Conv2D(1, 1, kernel_initializer=conv_initializer(),
+                                        name="upscore_fuse")
+
+    def build(self, input_shape=None):
+        build_vgg_conv_blocks(self.conv_blocks)
+        channels = self._cfg.block_channels()
+        for block, side in zip(config.SIDE_OUTPUT_BLOCKS, self.side_convs):
+            side.build((None, None, None, channels[block - 1]))
+        self.fuse.build((None, None, None,
+                         config.SIDE_OUTPUT_CHANNELS * len(config.SIDE_OUTPUT_BLOCKS)))
+        if not self._cfg.train_seg:
+            # The original's `fix_seg`: conv1-conv5 and the side convs frozen, fuse trainable.
+            for layer in self.trunk_layers() + self.side_convs:
+                layer.trainable = False
+        self.built = True
+
+    def trunk_layers(self):
+        return [conv for block in self.conv_blocks for conv in block]
+
+    def call(self, image, gamma=None, betas=None):
+        x = image
+        side_inputs = {}
+        for block, convs in enumerate(self.conv_blocks, start=1):
+            if block > 1:
+                x = self.pools[block - 2](x)
+            for conv in convs:
+                x = conv(x)
+                name = conv.name
+                if gamma is not None and name in self.gamma_slices:
+                    start, stop = self.gamma_slices[name]
+                    x = self.scale(x, gamma[:, start:stop])
+                if betas is not None and name in betas:
+                    x = self.bias(x, betas[name])
+            if block in config.SIDE_OUTPUT_BLOCKS:
+                side_inputs[block] = x
+        sides = [up(side(side_inputs[block]), image)
+                 for block, side, up in zip(config.SIDE_OUTPUT_BLOCKS, self.side_convs,
+                                            self.upsamplers)]
+        logits = self.fuse(tf.concat(sides, axis=-1))
+        return tf.cast(logits, tf.float32)
+
+    def kernels(self):
+        """Kernels that get weight decay: conv1_1..conv5_3, the side convs, the fixed upsampling
+        kernels (constants: their decay is a constant, as in the original) and the fusion conv."""
+        return ([conv.kernel for conv in self.trunk_layers()]
+                + [side.kernel for side in self.side_convs]
+                + [up.kernel for up in self.upsamplers]
+                + [self.fuse.kernel])
+
+    def get_config(self):
+        return {**super().get_config(), "model_config": self.model_config}

@@ -1,0 +1,81 @@
+"""The spatial modulator (paper §3.4; original `model_func.py`: `osmn`, scope `modulator_sp`).
+
+The Gaussian guide is average-pooled (2x2, stride 2, SAME, padded cells excluded from the mean)
+four times to 1/2, 1/4, 1/8, 1/16. For each modulated VGG block a bias-free 1x1 conv produces
+(channels x layers in the block) maps from the pooled guide at that block's resolution, followed
+by batch norm and ReLU, and the result is sliced per layer: layer i of the block takes channels
+[i*C:(i+1)*C]. The paper (eq. 3) describes only a per-channel scale and shift of the guide; the
+batch norm + ReLU is what the authors' code does, and we follow the code.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from osmn import config
+from osmn.config import ModelConfig
+from osmn.model.vgg import conv_initializer
+
+
+@keras.saving.register_keras_serializable(package="osmn")
+class SpatialModulator(keras.layers.Layer):
+    """Spatial guide -> per-layer biases beta.
+
+    Block b's biases are at the resolution of VGG block b: the guide pooled b-1 times
+    (conv1 reads the unpooled guide, conv3 the 1/4 map, conv5 the 1/16 map).
+
+    Args:
+        model_config: dict. `ModelConfig` fields. Defaults to the paper's VGG16.
+
+    Call args:
+        spatial_guide: [B, H, W, 1] float32 in [0, 1].
+        training: bool. Batch norm uses batch statistics (and updates its moving averages) when
+            True; pass False for the original's `fix_bn`.
+
+    Returns:
+        dict: layer name (e.g. "conv3_1") -> beta [B, ceil(H/2^(b-1)), ceil(W/2^(b-1)), C].
+    """
+
+    def __init__(self, model_config=None, **kwargs):
+        super().__init__(**kwargs)
+        self.model_config = dict(model_config or {})
+        self._cfg = ModelConfig.from_dict(self.model_config)
+        self.pool = keras.layers.AveragePooling2D(2, 2, padding="same", name="guide_pool")
+        self.blocks = []  # (block number, layer names, channels per layer)
+        layers_by_block = {}
+        for name, channels in self._cfg.modulated_layers():
+            block = int(name[4])
+            layers_by_block.setdefault(block, []).append((name, channels))
+        self.convs, self.norms = [], []
+        for block, layers in sorted(layers_by_block.items()):
+            channels = layers[0][1]
+            self.blocks.append((block, [n for n, _ in layers], channels))
+            self.convs.append(keras.layers.Conv2D(
+                channels * len(layers), 1, use_bias=False, kernel_initializer=conv_initializer(),
+                name=f"conv{block}"))
+            self.norms.append(keras.layers.BatchNormalization(
+                momentum=config.BN_MOMENTUM, epsilon=config.BN_EPSILON, name=f"conv{block}_bn"))
+
+    def build(self, input_shape=None):
+        for conv, norm in zip(self.convs, self.norms):
+            conv.build((None, None, None, 1))
+            norm.build((None, None, None, conv.filters))
+        self.built = True
+
+    def call(self, spatial_guide, training=False):
+        pooled = {1: spatial_guide}
+        for block in range(2, max(b for b, _, _ in self.blocks) + 1):
+            pooled[block] = self.pool(pooled[block - 1])
+        betas = {}
+        for (block, names, channels), conv, norm in zip(self.blocks, self.convs, self.norms):
+            maps = keras.activations.relu(norm(conv(pooled[block]), training=training))
+            for i, name in enumerate(names):
+                betas[name] = maps[..., i * channels:(i + 1) * channels]
+        return betas
+
+    def kernels(self):
+        """Kernels that get weight decay: the three 1x1 convs (batch norm excluded)."""
+        return [conv.kernel for conv in self.convs]
+
+    def get_config(self):
+        return {**super().get_config(), "model_config": self.model_config}

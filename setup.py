@@ -1,0 +1,24 @@
+"""Install osmn-tf: `pip install -r requirements.txt -e .` (see README.md)."""
+
+import pathlib
+import re
+
+from setuptools import find_packages, setup
+
+HERE = pathlib.Path(__file__).parent
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "osmn" / "__init__.py").read_text()).group(1)
+REQUIREMENTS = [line.split("#")[0].strip()
+                for line in (HERE / "requirements.txt").read_text().splitlines()
+                if line.split("#")[0].strip() and not line.startswith("pytest")]
+
+setup(
+    name="osmn-tf",
+    version=VERSION,
+    description="Efficient Video Object Segmentation via Network Modulation (OSMN) in TF2/Keras 3",
+    long_description=(HERE / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["osmn", "osmn.*"]),
+    python_requires=">=3.10",
+    install_requires=REQUIREMENTS,
+    license="MIT",
+)
