@@ -21,7 +21,10 @@ import math
 from typing import Optional, Tuple
 
 
-class ConfigError(ValueError):
+from osmn.errors import UserError
+
+
+class ConfigError(UserError, ValueError):
     """A user-supplied setting is invalid. The message names the setting and the value."""
 
 

@@ -101,6 +101,20 @@ class OSMN(keras.Model):
         gamma = gamma if self.visual_modulator is not None else None
         return self.segmentation_network(image, gamma, betas)
 
+    def segment_objects(self, image, spatial_guides, gammas):
+        """Segment K objects in one frame with one batched pass (inference).
+
+        Args:
+            image: [1, H, W, 3] float32, BGR minus mean.
+            spatial_guides: [K, H, W, 1] float32, one guide per object.
+            gammas: [K, G], one gamma per object (from `modulate`, computed once per video).
+
+        Returns:
+            logits: [K, H, W, 1] float32.
+        """
+        images = ops.repeat(image, ops.shape(spatial_guides)[0], axis=0)
+        return self.segment(images, spatial_guides, gammas, training=False)
+
     def call(self, inputs, training=False):
         gamma = self.modulate(inputs["visual_guide"], training=training)
         return self.segment(inputs["image"], inputs["spatial_guide"], gamma, training=training)
