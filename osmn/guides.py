@@ -121,7 +121,7 @@ def bounding_box(mask: tf.Tensor) -> tf.Tensor:
     return tf.concat([low, high], axis=0)
 
 
-def test_time_box(box: tf.Tensor) -> tf.Tensor:
+def box_with_test_padding(box: tf.Tensor) -> tf.Tensor:
     """Extend each side of an inclusive box by int(0.03 x box size) of its axis."""
     size = box[2:] - box[:2] + 1
     pad = tf.cast(tf.cast(size, tf.float32) * config.VISUAL_GUIDE_TEST_PAD, tf.int32)
@@ -199,7 +199,7 @@ def visual_guide(image_rgb: tf.Tensor, mask: tf.Tensor,
     mask = tf.convert_to_tensor(mask)
 
     def from_mask():
-        box = test_time_box(bounding_box(mask))
+        box = box_with_test_padding(bounding_box(mask))
         return visual_guide_from_box(image_rgb, mask, box, size)[0]
 
     return tf.cond(tf.reduce_any(mask > 0), from_mask,
