@@ -1,0 +1,159 @@
+"""`training_dataset`: the batched, infinite, deterministic tf.data pipeline of OSMN training.
+
+Order and randomness (all stateless, so a resumed run sees the same data):
+
+* the sample stream is epoch after epoch of a permutation of the sample table drawn from
+  (seed, epoch); stream position k = batch b * batch_size + i;
+* each sample's augmentation seed comes from (seed, epoch, position in the epoch);
+* each batch's working size is drawn from `train_config.image_sizes` with a seed of (seed, b);
+* `start_batch=n` skips n * batch_size entries of the INDEX stream (integers, nothing decoded),
+  so its first batch is batch n of a run started at 0.
+
+Decoding and augmentation run in a parallel, deterministic `map`. Files are checked when the
+index is built; a file that still fails to decode drops its whole batch (errors ignored, then
+batches grouped by batch number), so a bad file never stops training and never mixes sizes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+import tensorflow as tf
+
+from osmn.config import TrainConfig
+from osmn.data.report import DataReport
+
+logger = logging.getLogger("osmn.data")
+
+# Tags that make the stateless seeds of the three random streams independent.
+_SHUFFLE, _SIZE, _SAMPLE = 1, 2, 3
+
+
+def _seed(seed: int, tag: int) -> tf.Tensor:
+    return tf.constant([seed, tag], tf.int64)
+
+
+def _fold(seed: tf.Tensor, value) -> tf.Tensor:
+    return tf.random.experimental.stateless_fold_in(seed, tf.cast(value, tf.int64))
+
+
+def build_source(train_config: TrainConfig, data_dir: str, report: DataReport,
+                 annotation_file: Optional[str] = None, split: str = "train",
+                 check_images: Optional[str] = None, progress: bool = False):
+    """The sample table of `train_config.source` under `data_dir` (scans files once)."""
+    source = train_config.source
+    if source == "davis":
+        from osmn.data.davis import davis_source
+        return davis_source(data_dir, split, train_config.randomize_guide, report,
+                            check_images or "decode", progress)
+    if source == "youtube_vos":
+        from osmn.data.youtube_vos import youtube_vos_source
+        return youtube_vos_source(data_dir, split, train_config.randomize_guide, report,
+                                  check_images or "decode", progress)
+    from osmn.data.coco import coco_source
+    return coco_source(data_dir, annotation_file, split, report, check_images or "header",
+                       progress)
+
+
+def sample_stream(source, train_config: TrainConfig, start_batch: int = 0,
+                  num_parallel_calls=tf.data.AUTOTUNE) -> tf.data.Dataset:
+    """Unbatched samples in training order: (batch number, inputs, label, void)."""
+    n = source.num_samples
+    batch = train_config.batch_size
+    first = start_batch * batch
+    start_epoch = first // n
+    seed = train_config.seed
+    sizes = tf.constant(train_config.image_sizes, tf.int32)  # [S, 2] (height, width)
+
+    def epoch_order(epoch):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), _fold(_seed(seed, _SHUFFLE), epoch))
+        return tf.data.Dataset.from_tensor_slices(
+            (tf.fill([n], epoch), tf.range(n, dtype=tf.int64), order))
+
+    index = (tf.data.Dataset.counter(start_epoch, dtype=tf.int64)
+             .flat_map(epoch_order).skip(first - start_epoch * n))
+    index = tf.data.Dataset.zip(tf.data.Dataset.counter(first, dtype=tf.int64), index)
+
+    def make(k, entry):
+        epoch, position, sample = entry
+        b = k // batch
+        pick = tf.random.stateless_uniform([], _fold(_seed(seed, _SIZE), b), 0,
+                                           tf.shape(sizes)[0], tf.int32)
+        sample_seed = _fold(_fold(_seed(seed, _SAMPLE), epoch), position)
+        inputs, label, void = source.make_sample(sample, sample_seed, sizes[pick, 0],
+                                                 sizes[pick, 1])
+        return b, inputs, label, void
+
+    return index.map(make, num_parallel_calls=num_parallel_calls, deterministic=True)
+
+
+def training_dataset(train_config: TrainConfig, data_dir: str, start_batch: int = 0, *,
+                     annotation_file: Optional[str] = None, split: str = "train",
+                     with_void: bool = False, report: Optional[DataReport] = None,
+                     check_images: Optional[str] = None, progress: bool = False,
+                     num_parallel_calls=tf.data.AUTOTUNE, prefetch: int = 2) -> tf.data.Dataset:
+    """Batched, infinite training data of `train_config.source`.
+
+    Args:
+        train_config: `osmn.config.TrainConfig` (source, batch_size, image_sizes, seed,
+            randomize_guide).
+        data_dir: data set root. COCO: folder with `annotations/instances_<split>2017.json` and
+            `<split>2017/`; DAVIS: folder with `JPEGImages/480p`, `Annotations/480p`, `ImageSets`;
+            YouTube-VOS: folder with `<split>/JPEGImages`, `<split>/Annotations`,
+            `<split>/meta.json`.
+        start_batch: int >= 0. The first batch yielded is batch `start_batch` of a run from 0.
+        annotation_file: COCO only: an explicit instances JSON (images under `data_dir`).
+        split: "train" (default) or another split name of the data set.
+        with_void: also yield the void mask: (inputs, label, void).
+        report: optional `DataReport` to fill (one is created otherwise); the dataset also
+            carries it as `.report`.
+        check_images: "decode" or "header" check of every image while indexing (default:
+            decode for videos, header for COCO).
+        progress: progress bar while indexing.
+
+    Returns:
+        `tf.data.Dataset` of (inputs, label) [or (inputs, label, void)]:
+            inputs["image"]: [B, H, W, 3] float32, BGR minus mean;
+            inputs["visual_guide"]: [B, 224, 224, 3] float32, background 0;
+            inputs["spatial_guide"]: [B, H, W, 1] float32 in [0, 1];
+            label: [B, H, W, 1] float32 in {0, 1} (void pixels 0); void: [B, H, W, 1] float32.
+        H, W are one of `train_config.image_sizes` per batch; B = batch_size always.
+
+    Raises:
+        UserError: missing data set, bad annotation file, no usable sample, offline TFDS.
+    """
+    if start_batch < 0:
+        from osmn.errors import UserError
+        raise UserError(f"start_batch must be >= 0, got {start_batch}")
+    report = report if report is not None else DataReport(train_config.source)
+    source = build_source(train_config, data_dir, report, annotation_file, split,
+                          check_images, progress)
+    logger.info("%s", report.summary())
+    ds = sample_stream(source, train_config, start_batch, num_parallel_calls)
+    # A sample whose file fails to decode despite the index checks is dropped; its batch then
+    # never fills and is skipped whole, so every batch has one size and batch_size samples.
+    ds = ds.ignore_errors(log_warning=True)
+    batch = train_config.batch_size
+    ds = ds.group_by_window(key_func=lambda b, *_: b,
+                            reduce_func=lambda _, window: window.batch(batch),
+                            window_size=batch)
+
+    def finish(b, inputs, label, void):
+        inputs = {
+            "image": tf.ensure_shape(inputs["image"], [batch, None, None, 3]),
+            "visual_guide": tf.ensure_shape(inputs["visual_guide"], [batch, 224, 224, 3]),
+            "spatial_guide": tf.ensure_shape(inputs["spatial_guide"], [batch, None, None, 1]),
+        }
+        label = tf.ensure_shape(label, [batch, None, None, 1])
+        if with_void:
+            return inputs, label, tf.ensure_shape(void, [batch, None, None, 1])
+        return inputs, label
+
+    ds = ds.map(finish).prefetch(prefetch)
+    options = tf.data.Options()
+    options.deterministic = True
+    ds = ds.with_options(options)
+    ds.report = report
+    return ds
