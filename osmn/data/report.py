@@ -20,12 +20,15 @@ class DataReport:
     Attributes:
         problems: dict problem -> list of (path, detail), in the order found.
         kept: dict name -> int, e.g. {"samples": 1234, "sequences": 60}.
+        filtered: dict reason -> int, items left out by design (crowd, small instances).
     """
 
     def __init__(self, source: str):
         self.source = source
         self.problems: Dict[str, List[Tuple[str, str]]] = collections.OrderedDict()
         self.kept: Dict[str, int] = collections.OrderedDict()
+        # Items left out by design, not bad data (e.g. crowd or small COCO instances).
+        self.filtered: Dict[str, int] = collections.OrderedDict()
         self.notes: List[str] = []
         self._seen = set()
 
@@ -56,6 +59,8 @@ class DataReport:
         line = f"{self.source}: kept {kept}; skipped {self.skipped}"
         if self.problems:
             line += " (" + ", ".join(f"{k}: {len(v)}" for k, v in self.problems.items()) + ")"
+        if any(self.filtered.values()):
+            line += "; filtered " + ", ".join(f"{v} {k}" for k, v in self.filtered.items() if v)
         return line
 
     def __repr__(self) -> str:

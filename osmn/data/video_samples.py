@@ -109,10 +109,7 @@ class VideoSource:
 
     Attributes:
         num_samples: int.
-        flip: False (the original does not flip or crop DAVIS images).
     """
-
-    flip = False
 
     def __init__(self, sequences: List[VideoSequence], report: DataReport,
                  check_images: str = "decode", randomize_guide: bool = False,
