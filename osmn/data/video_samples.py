@@ -10,6 +10,7 @@ frame t after the object's first annotated frame, with the spatial guide from th
 ground truth in the PREVIOUS annotated frame (t - 1 on DAVIS, t - 5 frames on YouTube-VOS where
 every 5th frame is annotated), so frame 0 never is a target, as in the original. A sample needs
 the object in frame t or in its previous frame (an object absent from both teaches nothing).
+Images are resized to the batch's size with no flip or crop (as the original does on DAVIS).
 The visual guide comes from the object's first annotated frame, or with `randomize_guide` from
 a frame drawn per epoch among the object's frames whose mask covers more than
 GUIDE_FRAME_MIN_AREA_FRACTION of the image and more than GUIDE_FRAME_MIN_BOX_FILL of its box
@@ -120,6 +121,7 @@ class VideoSource:
         palettes, has_void = [], []
         samples = []  # (frame t, previous frame, sequence, object row)
         obj_first, obj_candidates = [], []
+        self.objects: Dict[str, List[int]] = {}  # sequence name -> object ids with samples
         jobs = [(s, f) for s in sequences for f in s.frames]
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             infos = list(_progress(
@@ -165,11 +167,11 @@ class VideoSource:
             if not object_ids:
                 report.skip("no valid object", seq.mask_dir or seq.name)
                 continue
+            self.objects[seq.name] = object_ids
             seq_row = len(palettes)
             palettes.append(table)
             has_void.append(not binary)
-            annotated = [i for i in range(len(seq.frames))]
-            seq_samples = 0
+            annotated = range(len(seq.frames))
             for obj in object_ids:
                 present = [i for i in valid if obj in infos_seq[i].ids]
                 first = present[0]
@@ -189,7 +191,6 @@ class VideoSource:
                         continue
                     if obj in infos_seq[t].ids or obj in infos_seq[prev].ids:
                         samples.append((base + t, base + prev, seq_row, obj, obj_row))
-                        seq_samples += 1
             report.kept["sequences"] = report.kept.get("sequences", 0) + 1
             report.kept["objects"] = report.kept.get("objects", 0) + len(object_ids)
         report.kept["samples"] = len(samples)
