@@ -112,6 +112,14 @@ CRF_BILATERAL_SRGB: float = 5.0
 CRF_BILATERAL_COMPAT: float = 10.0
 CRF_ITERATIONS: int = 5
 
+# ---------------------------------------------------------------------------------------------
+# Analysis of the modulators (paper §4.2, Figures 5-7).
+# ---------------------------------------------------------------------------------------------
+# Figure 5: "100 objects from 10 categories" of MS-COCO, i.e. 10 objects per category.
+FIG5_COCO_CATEGORIES: Tuple[str, ...] = (
+    "bicycle", "motorcycle", "car", "bus", "truck", "dog", "cat", "horse", "cow", "person")
+FIG5_OBJECTS_PER_CATEGORY: int = 10
+
 # Adam with TF1 defaults (`osmn.py`: `train_finetune`; paper §3.5 quotes beta1/beta2).
 ADAM_BETA_1: float = 0.9
 ADAM_BETA_2: float = 0.999
