@@ -124,6 +124,11 @@ FIG5_OBJECTS_PER_CATEGORY: int = 10
 ADAM_BETA_1: float = 0.9
 ADAM_BETA_2: float = 0.999
 ADAM_EPSILON: float = 1e-8
+# Online fine-tuning on the first frame (authors' README, Table 3 "+ online fine-tuning"): per
+# object, 100 iterations, batch 1, lr 1e-5, frame 0 as visual guide, spatial guide and target.
+FINETUNE_STEPS: int = 100
+FINETUNE_BATCH_SIZE: int = 1
+FINETUNE_LEARNING_RATE: float = 1e-5
 
 
 def scaled_width(channels: int, width_multiplier: float) -> int:

@@ -1,0 +1,12 @@
+"""Video inference: a per-video segmenter, object ids, merging, frames, masks, result writing."""
+
+from osmn.inference.frames import FrameSource, default_mask_path, read_frame
+from osmn.inference.masks import davis_palette, object_ids, read_mask, write_mask
+from osmn.inference.merge import merge_probabilities
+from osmn.inference.object_manager import ObjectManager
+from osmn.inference.video_segmenter import FrameResult, VideoSegmenter
+from osmn.inference.writer import ResultWriter
+
+__all__ = ["FrameSource", "default_mask_path", "read_frame", "davis_palette", "object_ids",
+           "read_mask", "write_mask", "merge_probabilities", "ObjectManager", "FrameResult",
+           "VideoSegmenter", "ResultWriter"]

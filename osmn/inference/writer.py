@@ -1,0 +1,139 @@
+"""Writing results on a background thread (as Cutie's ResultSaver), atomically per file.
+
+Layout under the output folder `root` (the DAVIS results layout, read by the official evaluator):
+    root/<seq>/<frame>.png                  palette label maps
+    root/<seq>/<frame>.obj<id>.npy          with `save_scores`: [H, W] float32 probabilities
+    root/overlays/<seq>/<frame>.jpg         with `overlay`
+    root/overlays/<seq>.gif (and .mp4)      with `overlay`: the overlays as an animation
+"""
+
+from __future__ import annotations
+
+import pathlib
+import queue
+import threading
+from typing import List, Optional, Sequence
+
+import numpy as np
+from PIL import Image
+
+from osmn.inference.masks import atomic_save, write_mask
+from osmn.inference.overlay import overlay as make_overlay
+
+ANIMATION_FPS = 10  # Display choice: frames per second of the GIF/mp4.
+ANIMATION_MAX_WIDTH = 480  # Display choice: GIF frames are shrunk to at most this width.
+_QUEUE_SIZE = 8  # Frames waiting to be written before `put` blocks (bounds memory).
+
+
+class ResultWriter:
+    """Writes one sequence's results from a background thread.
+
+    Args:
+        root: output folder (for the tool, a temporary folder renamed when everything is done).
+        sequence: str. Sequence name, the sub-folder.
+        palette: [256, 3] uint8 of the output PNGs.
+        object_ids: ids in batch order (names the score files).
+        overlay: bool. Also write overlay JPEGs and a GIF (and an mp4 when imageio-ffmpeg is
+            installed).
+        save_scores: bool. Also write each object's probability map as float32 .npy.
+
+    Use as a context manager: leaving the block (normally or by an exception) flushes the queue
+    and joins the thread; an error of the thread is raised by `put` or on exit.
+    """
+
+    def __init__(self, root, sequence: str, palette: np.ndarray, object_ids: Sequence[int],
+                 overlay: bool = False, save_scores: bool = False):
+        self.root = pathlib.Path(root)
+        self.sequence = sequence
+        self.palette = np.asarray(palette, np.uint8)
+        self.object_ids = tuple(object_ids)
+        self.overlay = overlay
+        self.save_scores = save_scores
+        self.mask_dir = self.root / sequence
+        self.mask_dir.mkdir(parents=True, exist_ok=True)
+        self.overlay_dir = self.root / "overlays" / sequence
+        if overlay:
+            self.overlay_dir.mkdir(parents=True, exist_ok=True)
+        self._animation: List[Image.Image] = []
+        self._queue: "queue.Queue" = queue.Queue(maxsize=_QUEUE_SIZE)
+        self._error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        self.mp4_written = False
+
+    def put(self, name: str, frame: np.ndarray, labels: np.ndarray,
+            probabilities: Optional[np.ndarray] = None) -> None:
+        """Queue one frame's results: frame [H, W, 3] uint8, labels [H, W] uint8, probs [K, H, W]."""
+        self._raise_error()
+        self._queue.put((name, frame, labels, probabilities))
+
+    def _run(self):
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                if self._error is None:
+                    self._write(*item)
+            except BaseException as error:  # Kept and raised in the main thread.
+                self._error = error
+            finally:
+                self._queue.task_done()
+
+    def _write(self, name, frame, labels, probabilities):
+        write_mask(self.mask_dir / f"{name}.png", labels, self.palette)
+        if self.save_scores and probabilities is not None:
+            for object_id, probability in zip(self.object_ids, probabilities):
+                atomic_save(self.mask_dir / f"{name}.obj{object_id}.npy",
+                            lambda f, p=probability: np.save(f, np.asarray(p, np.float32)))
+        if self.overlay:
+            image = Image.fromarray(make_overlay(frame, labels, self.palette))
+            atomic_save(self.overlay_dir / f"{name}.jpg", lambda f: image.save(f, format="JPEG"))
+            if image.width > ANIMATION_MAX_WIDTH:
+                height = round(image.height * ANIMATION_MAX_WIDTH / image.width)
+                image = image.resize((ANIMATION_MAX_WIDTH, height), Image.BILINEAR)
+            self._animation.append(image)
+
+    def _raise_error(self):
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def close(self) -> None:
+        """Flush the queue, stop the thread, write the animations; raise a write error if any."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        self._raise_error()
+        if self.overlay and self._animation:
+            self._write_animations()
+
+    def _write_animations(self):
+        frames, self._animation = self._animation, []
+        duration = int(1000 / ANIMATION_FPS)
+        atomic_save(self.root / "overlays" / f"{self.sequence}.gif", lambda f: frames[0].save(
+            f, format="GIF", save_all=True, append_images=frames[1:], duration=duration, loop=0))
+        try:
+            import imageio.v2 as imageio  # noqa: PLC0415 (optional dependency)
+            import imageio_ffmpeg  # noqa: F401, PLC0415
+        except ImportError:
+            return
+        path = self.root / "overlays" / f"{self.sequence}.mp4"
+        even = [np.asarray(im)[: im.height // 2 * 2, : im.width // 2 * 2] for im in frames]
+        with imageio.get_writer(str(path), fps=ANIMATION_FPS, macro_block_size=1) as writer:
+            for image in even:
+                writer.append_data(image)
+        self.mp4_written = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:  # Flush and stop the thread, but let the original error propagate.
+            try:
+                self.close()
+            except Exception:
+                pass
+        return False

@@ -1,0 +1,194 @@
+"""Segment the objects of a first-frame mask through a video with OSMN.
+
+    python tools/infer.py --video data/davis_sample/JPEGImages/480p/car-shadow --output out \
+        --overlay
+
+writes out/car-shadow/00000.png ... (DAVIS palette PNGs, the DAVIS results layout) and, with
+--overlay, out/overlays/car-shadow/*.jpg and out/overlays/car-shadow.gif. See docs/inference.md.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from absl import app, flags  # noqa: E402
+
+from osmn.errors import UserError  # noqa: E402
+
+DEFAULT_CHECKPOINT = "data/sample_model.keras"
+
+flags.DEFINE_string("video", None, "Folder of frames (JPEG/PNG, sorted by name) or a video file.")
+flags.DEFINE_string("mask", None, "First-frame mask (palette or grey PNG). Default: the DAVIS "
+                    "layout's first annotation (JPEGImages/<res>/<seq> -> Annotations/<res>/<seq>).")
+flags.DEFINE_string("checkpoint", None, f"OSMN model (.keras). Default: {DEFAULT_CHECKPOINT}.")
+flags.DEFINE_string("output", None, "Output folder; masks go to OUTPUT/<sequence>/<frame>.png.")
+flags.DEFINE_string("sequence", None, "Sequence name. Default: the video folder's/file's name.")
+flags.DEFINE_bool("overlay", False, "Also write overlays and an animated GIF (and an mp4 when "
+                  "imageio-ffmpeg is installed) under OUTPUT/overlays/.")
+flags.DEFINE_list("im_size", None, "Working size W,H (e.g. 854,480); default: each frame's size.")
+flags.DEFINE_bool("keep_last_guide", False, "An empty prediction keeps the object's last "
+                  "non-empty mask as spatial guide (the original gives an all-zero guide).")
+flags.DEFINE_integer("finetune_steps", 0, "Online fine-tuning steps per object on frame 0 "
+                     "(the paper's Table 3 used 100).")
+flags.DEFINE_bool("crf", False, "Dense-CRF post-processing (needs pydensecrf2).")
+flags.DEFINE_bool("save_scores", False, "Save each object's float32 probabilities as .npy.")
+FLAGS = flags.FLAGS
+
+
+def _im_size(values):
+    if values is None:
+        return None
+    if len(values) == 1 and "x" in values[0]:
+        values = values[0].split("x")
+    try:
+        width, height = (int(v) for v in values)
+    except ValueError:
+        raise UserError(f"--im_size: expected W,H (two integers), got {','.join(values)}") from None
+    if width < 32 or height < 32:
+        raise UserError(f"--im_size: width and height must be >= 32, got {width}x{height}")
+    return width, height
+
+
+def _load_model(path):
+    from osmn.model import load_osmn  # noqa: PLC0415 (TF import after flag parsing)
+    if path is None:
+        path = pathlib.Path(__file__).resolve().parents[1] / DEFAULT_CHECKPOINT
+        if not path.exists():
+            raise UserError(f"{DEFAULT_CHECKPOINT}: the shipped sample model is missing; run "
+                            "`python tools/train.py --flagfile=data/sample.flags` first or pass "
+                            "--checkpoint")
+        print(f"Using the shipped sample model {DEFAULT_CHECKPOINT} (a small demo model).")
+    else:
+        print(f"Using the model {path}.")
+    return load_osmn(path)
+
+
+def _publish(temp_root: pathlib.Path, output: pathlib.Path, sequence: str):
+    """Move a finished sequence from the temp folder into the output folder."""
+    if not output.exists():
+        os.replace(temp_root, output)
+        return
+    moves = [(temp_root / sequence, output / sequence)]
+    overlays = temp_root / "overlays"
+    if overlays.exists():
+        (output / "overlays").mkdir(exist_ok=True)
+        moves += [(p, output / "overlays" / p.name) for p in overlays.iterdir()]
+    for source, target in moves:
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(source, target)
+    shutil.rmtree(temp_root)
+
+
+def run(video, mask, checkpoint, output, sequence=None, overlay=False, im_size=None,
+        keep_last_guide=False, finetune_steps=0, crf=False, save_scores=False):
+    """Segment one video; returns the summary line. Raises UserError on bad input."""
+    import keras  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+    from osmn.inference import (FrameSource, ResultWriter, VideoSegmenter,  # noqa: PLC0415
+                                davis_palette, default_mask_path, object_ids, read_mask)
+
+    if output is None:
+        raise UserError("--output: required")
+    if finetune_steps < 0:
+        raise UserError(f"--finetune_steps: must be >= 0, got {finetune_steps}")
+    source = FrameSource(video)
+    if mask is None:
+        if not source.is_folder:
+            raise UserError(f"{video}: a video file needs --mask (its first-frame mask)")
+        mask = default_mask_path(video)
+    labels, palette = read_mask(mask)
+    ids = object_ids(labels)
+    if not ids:
+        raise UserError(f"{mask}: the mask holds no object (only background/void)")
+    frame0 = source.frame(0)
+    if labels.shape != frame0.shape[:2]:
+        raise UserError(f"{mask}: mask size {labels.shape[1]}x{labels.shape[0]} differs from the "
+                        f"frame size {frame0.shape[1]}x{frame0.shape[0]} of {source.file(0)}")
+    postprocess = None
+    if crf:
+        from osmn.inference.crf import DenseCrf  # noqa: PLC0415
+        postprocess = DenseCrf()
+    model = _load_model(checkpoint)
+    palette = davis_palette() if palette is None else palette
+    sequence = sequence or (source.path.name if source.is_folder else source.path.stem)
+
+    output = pathlib.Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    temp_root = pathlib.Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temp_root, 0o777 & ~umask)  # mkdtemp makes it private; the result should not be.
+    try:
+        finetune_bar = None
+        if finetune_steps:
+            finetune_bar = keras.utils.Progbar(finetune_steps * len(ids), unit_name="step")
+            print(f"Fine-tuning {len(ids)} object(s) for {finetune_steps} steps each:")
+        segmenter = VideoSegmenter(
+            model, keep_last_guide=keep_last_guide, work_size=im_size, postprocess=postprocess,
+            finetune_steps=finetune_steps,
+            on_finetune_step=(lambda step, loss: finetune_bar.add(1, [("loss", loss)]))
+            if finetune_bar else None)
+        started = time.perf_counter()
+        with ResultWriter(temp_root, sequence, palette, ids, overlay=overlay,
+                          save_scores=save_scores) as writer:
+            first = segmenter.start(frame0, labels)
+            writer.put(source.names[0], frame0, first.labels,
+                       first.probabilities if save_scores else None)
+            bar = keras.utils.Progbar(len(source), unit_name="frame")
+            bar.update(1)
+            for index in range(1, len(source)):
+                frame = source.frame(index)
+                if frame.shape != frame0.shape:
+                    raise UserError(f"{source.file(index)}: frame size {frame.shape[1]}x"
+                                    f"{frame.shape[0]} differs from the first frame's")
+                result = segmenter.step(frame)
+                writer.put(source.names[index], frame, result.labels,
+                           result.probabilities if save_scores else None)
+                bar.update(index + 1)
+        total = time.perf_counter() - started
+        _publish(temp_root, output, sequence)
+    except BaseException:
+        shutil.rmtree(temp_root, ignore_errors=True)
+        raise
+    frames = segmenter.frames_segmented
+    per_frame = segmenter.segmentation_seconds / max(frames, 1)
+    parts = [f"{len(source)} frames", f"{len(ids)} object(s) (ids {', '.join(map(str, ids))})",
+             f"modulator {segmenter.modulator_seconds:.2f} s once",
+             f"segmentation {per_frame:.3f} s/frame over {frames} frames"]
+    if finetune_steps:
+        parts.append(f"fine-tuning {segmenter.finetune_seconds:.1f} s")
+    parts.append(f"total {total:.1f} s -> {output / sequence}")
+    if overlay and not writer.mp4_written:
+        parts.append("(no mp4: pip install imageio imageio-ffmpeg)")
+    return "; ".join(parts)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if FLAGS.video is None:
+        raise UserError("--video: required (a folder of frames or a video file)")
+    print(run(FLAGS.video, FLAGS.mask, FLAGS.checkpoint, FLAGS.output, FLAGS.sequence,
+              FLAGS.overlay, _im_size(FLAGS.im_size), FLAGS.keep_last_guide,
+              FLAGS.finetune_steps, FLAGS.crf, FLAGS.save_scores))
+
+
+def entry():
+    try:
+        app.run(main)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    entry()
