@@ -104,6 +104,11 @@ class OSMN(keras.Model):
     def segment_objects(self, image, spatial_guides, gammas):
         """Segment K objects in one frame with one batched pass (inference).
 
+        The frame is NOT repeated K times: everything before the first modulation (by default
+        conv1_1..conv3_1's conv and ReLU, the pools and the conv2_2 side output) runs once on
+        the [1, ...] image, and the first visual scale or spatial bias broadcasts it to the K
+        objects (see `SegmentationNetwork`). Same result as K separate `segment` calls.
+
         Args:
             image: [1, H, W, 3] float32, BGR minus mean.
             spatial_guides: [K, H, W, 1] float32, one guide per object.
@@ -112,8 +117,10 @@ class OSMN(keras.Model):
         Returns:
             logits: [K, H, W, 1] float32.
         """
-        images = ops.repeat(image, ops.shape(spatial_guides)[0], axis=0)
-        return self.segment(images, spatial_guides, gammas, training=False)
+        logits = self.segment(image, spatial_guides, gammas, training=False)
+        # Without any modulator nothing depends on the object: broadcast the one map to K.
+        shape = ops.shape(spatial_guides)
+        return ops.broadcast_to(logits, (shape[0], shape[1], shape[2], 1))
 
     def call(self, inputs, training=False):
         gamma = self.modulate(inputs["visual_guide"], training=training)

@@ -11,6 +11,11 @@ A VGG16 hyper-column FCN as in OSVOS:
                                                   |
                                      upscore_fuse (1x1 conv) -> logit
 
+The concat + fusion is computed in the equivalent form sum_j up_j(side_j @ W_fuse_j) + b (see
+`_fused_side_output`). Batch broadcasting: an image batch of 1 with gamma/betas of batch K
+gives K outputs; the layers before the first modulation then run once, not K times (used by
+`OSMN.segment_objects`).
+
 Every conv of the modulated blocks (conv3_1..conv5_3 by default) is followed by its ReLU, then
 the visual scale, then the spatial bias: y = relu(conv(x)) * gamma_c + beta (original
 `modulated_conv_block`). Side outputs read the conv outputs AFTER modulation.
@@ -36,12 +41,13 @@ class SegmentationNetwork(keras.layers.Layer):
         model_config: dict. `ModelConfig` fields. Defaults to the paper's VGG16.
 
     Call args:
-        image: [B, H, W, 3] float32, BGR minus mean; any H, W >= 1.
+        image: [B, H, W, 3] float32, BGR minus mean; any H, W >= 1. B may be 1 while gamma
+            and betas have batch K: the image is then shared by the K objects.
         gamma: [B, G] scales, or None (no visual modulation).
         betas: dict layer name -> [B, h, w, C] biases, or None (no spatial modulation).
 
     Returns:
-        logits: [B, H, W, 1] float32.
+        logits: [B, H, W, 1] float32 (batch max(B, K) when broadcasting).
     """
 
     def __init__(self, model_config=None, **kwargs):
@@ -82,7 +88,7 @@ class SegmentationNetwork(keras.layers.Layer):
 
     def call(self, image, gamma=None, betas=None):
         x = image
-        side_inputs = {}
+        logits = None
         for block, convs in enumerate(self.conv_blocks, start=1):
             if block > 1:
                 x = self.pools[block - 2](x)
@@ -95,12 +101,29 @@ class SegmentationNetwork(keras.layers.Layer):
                 if betas is not None and name in betas:
                     x = self.bias(x, betas[name])
             if block in config.SIDE_OUTPUT_BLOCKS:
-                side_inputs[block] = x
-        sides = [up(side(side_inputs[block]), image)
-                 for block, side, up in zip(config.SIDE_OUTPUT_BLOCKS, self.side_convs,
-                                            self.upsamplers)]
-        logits = self.fuse(tf.concat(sides, axis=-1))
+                term = self._fused_side_output(block, x, image)
+                logits = term if logits is None else logits + term
+        logits = logits + tf.cast(self.fuse.bias, logits.dtype)
         return tf.cast(logits, tf.float32)
+
+    def _fused_side_output(self, block, x, image):
+        """Side output `block`'s share of the fused logit: up(side_conv(x) @ W_fuse[block]).
+
+        The original concatenates the four upsampled 16-channel side outputs and applies the 1x1
+        `upscore_fuse` conv. Upsampling is linear and acts on each channel alone, so
+        fuse(concat_j up_j(s_j)) = sum_j up_j(s_j @ W_j) + b, with W_j the rows of the fusion
+        kernel that read side output j: the same function and weights, with one channel
+        upsampled instead of 16 and no 64-channel full-size concat (docs/performance.md).
+
+        Returns:
+            [B, H, W, 1] in the compute dtype, without the fusion bias.
+        """
+        index = config.SIDE_OUTPUT_BLOCKS.index(block)
+        channels = config.SIDE_OUTPUT_CHANNELS
+        side = self.side_convs[index](x)
+        rows = self.fuse.kernel[0, 0, index * channels:(index + 1) * channels, :]
+        side = tf.einsum("bhwc,co->bhwo", side, tf.cast(rows, side.dtype))
+        return self.upsamplers[index](side, image)
 
     def kernels(self):
         """Kernels that get weight decay: conv1_1..conv5_3, the side convs, the fixed upsampling

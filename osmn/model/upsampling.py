@@ -7,6 +7,13 @@ Original `model_func.py`: the side outputs are upsampled by transposed convs (`s
 an input of n pixels. These offsets are 1, 2, 4, 8 only when n is a multiple of 16 (854 wide
 gives 1, 3, 5, 13). The kernel here is a constant, never a variable, so no restore can change it
 (the original re-set it after every restore for the same reason).
+
+The kernel is diagonal over channels and separable, k2(a, b) = k1(a) * k1(b), so the transposed
+conv plus crop equals, per channel, out = U_h @ x @ U_w^T with a banded [n, m] matrix U per axis
+(`interpolation_matrix`; two non-zeros per row). That is what `call` computes: it does no work
+for the 15 zero off-diagonal channel pairs of the 16x16 kernel and works for any channel count
+(the segmentation network upsamples one fused channel per side output, see
+`segmentation_network.py`). Measured in `benchmarks/`: see docs/performance.md.
 """
 
 from __future__ import annotations
@@ -36,10 +43,35 @@ def bilinear_kernel(size: int, channels: int) -> np.ndarray:
     return kernel
 
 
-def crop_offset(input_size: int, map_size: int, stride: int) -> int:
-    """Start of the crop along one axis: floor((up - n) / 2), up = (m - 1) * s + 2s."""
+def crop_offset(input_size, map_size, stride: int):
+    """Start of the crop along one axis: floor((up - n) / 2), up = (m - 1) * s + 2s.
+
+    Works on Python ints and on scalar int32 tensors alike.
+    """
     upsampled = (map_size - 1) * stride + 2 * stride
     return (upsampled - input_size) // 2
+
+
+def interpolation_matrix(input_size, map_size, stride: int) -> tf.Tensor:
+    """One axis of the fixed transposed conv followed by the original's crop, as a matrix.
+
+    Row y (output pixel) holds the 1-D bilinear weights k1(t) at t = y + offset - i * s for the
+    side-output cells i with 0 <= t < 2s (k1 as in `bilinear_kernel`: f = s, centre s - 0.5),
+    offset = `crop_offset(input_size, map_size, stride)`.
+
+    Args:
+        input_size: int or scalar int32 tensor n (output pixels along the axis).
+        map_size: int or scalar int32 tensor m (side-output cells along the axis).
+        stride: int s.
+
+    Returns:
+        [n, m] float32.
+    """
+    offset = crop_offset(input_size, map_size, stride)
+    taps = tf.cast(tf.range(input_size)[:, None] + offset - tf.range(map_size)[None, :] * stride,
+                   tf.float32)
+    weights = 1.0 - tf.abs(taps - (stride - 0.5)) / stride
+    return tf.where((taps >= 0) & (taps < 2 * stride), weights, tf.zeros_like(weights))
 
 
 @keras.saving.register_keras_serializable(package="osmn")
@@ -48,10 +80,12 @@ class BilinearUpsampling(keras.layers.Layer):
 
     Args:
         stride: int. Upsampling factor s (2, 4, 8, 16); the kernel is 2s.
-        channels: int. Channels of the side output (16).
+        channels: int. Channels of the original's side output (16); sets the size of the
+            `kernel` constant (which gets weight decay as in the original), not what `call`
+            accepts.
 
     Call args:
-        x: [B, m_h, m_w, C] side output, m = ceil(n / s).
+        x: [B, m_h, m_w, C] side output, m = ceil(n / s); any C (each channel on its own).
         reference: [B, n_h, n_w, ...] any tensor whose spatial size is the target.
 
     Returns:
@@ -71,20 +105,15 @@ class BilinearUpsampling(keras.layers.Layer):
         return tf.constant(self._kernel)
 
     def call(self, x, reference):
-        s, k = self.stride, self.kernel_size
         x_shape = tf.shape(x)
         target = tf.shape(reference)[1:3]
-        up = (x_shape[1:3] - 1) * s + k
-        out = tf.nn.conv2d_transpose(
-            x, tf.cast(self._kernel, x.dtype),
-            tf.stack([x_shape[0], up[0], up[1], self.channels]),
-            strides=s, padding="VALID")
-        offset = (up - target) // 2
-        return tf.slice(out, tf.stack([0, offset[0], offset[1], 0]),
-                        tf.stack([-1, target[0], target[1], -1]))
+        rows = tf.cast(interpolation_matrix(target[0], x_shape[1], self.stride), x.dtype)
+        cols = tf.cast(interpolation_matrix(target[1], x_shape[2], self.stride), x.dtype)
+        x = tf.einsum("yi,bijc->byjc", rows, x)
+        return tf.einsum("xj,byjc->byxc", cols, x)
 
     def compute_output_shape(self, x_shape, reference_shape):
-        return (x_shape[0], reference_shape[1], reference_shape[2], self.channels)
+        return (x_shape[0], reference_shape[1], reference_shape[2], x_shape[3])
 
     def get_config(self):
         return {**super().get_config(), "stride": self.stride, "channels": self.channels}

@@ -1,0 +1,190 @@
+"""The speed changes keep the network's function (issue 8), and the inference functions trace once.
+
+Reference: the segmentation network as first written (and as the original computes it): each
+side output upsampled with the 16x16-channel transposed conv, cropped, concatenated to 64
+channels and fused by the 1x1 conv; K objects as K copies of the frame.
+"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import keras
+
+from osmn import config
+from osmn.errors import UserError
+from osmn.model import OSMN, bilinear_kernel, crop_offset
+from osmn.model.fast_inference import inference_model, make_inference_fn
+
+TINY = {"width_multiplier": 1 / 16}
+
+
+def randomize(model, seed=0, scale=0.05):
+    rng = np.random.default_rng(seed)
+    for w in model.weights:
+        if "moving_variance" in w.path:
+            w.assign(rng.uniform(0.5, 1.5, w.shape).astype(np.float32))
+        else:
+            w.assign(rng.normal(0, scale, w.shape).astype(np.float32))
+
+
+def inputs(k, height, width, seed=1):
+    rng = np.random.default_rng(seed)
+    image = tf.constant(rng.normal(0, 50, (1, height, width, 3)), tf.float32)
+    visual = tf.constant(rng.normal(0, 50, (k, 224, 224, 3)), tf.float32)
+    spatial = tf.constant(rng.uniform(0, 1, (k, height, width, 1)), tf.float32)
+    return image, visual, spatial
+
+
+def reference_segment(net, image, gamma, betas):
+    """The first implementation of `SegmentationNetwork.call`, kept here as the reference."""
+    x = image
+    side_inputs = {}
+    for block, convs in enumerate(net.conv_blocks, start=1):
+        if block > 1:
+            x = net.pools[block - 2](x)
+        for conv in convs:
+            x = conv(x)
+            if gamma is not None and conv.name in net.gamma_slices:
+                start, stop = net.gamma_slices[conv.name]
+                x = x * gamma[:, None, None, start:stop]
+            if betas is not None and conv.name in betas:
+                x = x + betas[conv.name]
+        if block in config.SIDE_OUTPUT_BLOCKS:
+            side_inputs[block] = x
+    sides = []
+    for block, side_conv in zip(config.SIDE_OUTPUT_BLOCKS, net.side_convs):
+        s = 2 ** (block - 1)
+        side = side_conv(side_inputs[block])
+        m = side.shape
+        up = tf.nn.conv2d_transpose(
+            side, bilinear_kernel(2 * s, config.SIDE_OUTPUT_CHANNELS),
+            [m[0], (m[1] - 1) * s + 2 * s, (m[2] - 1) * s + 2 * s, config.SIDE_OUTPUT_CHANNELS],
+            strides=s, padding="VALID")
+        oy = crop_offset(image.shape[1], m[1], s)
+        ox = crop_offset(image.shape[2], m[2], s)
+        sides.append(up[:, oy:oy + image.shape[1], ox:ox + image.shape[2]])
+    return net.fuse(tf.concat(sides, axis=-1))
+
+
+def assert_close_relative(actual, expected, rel=1e-5):
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    scale = np.abs(expected).max()
+    assert scale > 1e-3  # the weights make the logits non-trivial
+    err = np.abs(actual - expected).max()
+    assert err <= rel * scale, (err, scale)
+
+
+@pytest.mark.parametrize("height,width", [(65, 97), (241, 323)])
+@pytest.mark.parametrize("model_config", [TINY, {**TINY, "mod_early_conv": True}])
+def test_segment_equals_the_original_formulation(height, width, model_config):
+    model = OSMN(model_config)
+    randomize(model)
+    image, visual, spatial = inputs(2, height, width)
+    image = tf.repeat(image, 2, axis=0)
+    gamma = model.modulate(visual)
+    betas = model.spatial_biases(spatial)
+    expected = reference_segment(model.segmentation_network, image, gamma, betas)
+    assert_close_relative(model.segment(image, spatial, gamma), expected)
+    # The plain FCN (no modulation at all) too.
+    assert_close_relative(model.segmentation_network(image, None, None),
+                          reference_segment(model.segmentation_network, image, None, None))
+
+
+@pytest.mark.parametrize("model_config", [
+    TINY, {**TINY, "mod_early_conv": True}, {**TINY, "use_visual_modulator": False},
+    {**TINY, "use_spatial_modulator": False},
+    {**TINY, "use_visual_modulator": False, "use_spatial_modulator": False}])
+def test_segment_objects_equals_k_separate_passes(model_config):
+    model = OSMN(model_config)
+    randomize(model, seed=2)
+    image, _, spatial = inputs(3, 49, 71, seed=3)
+    gammas = tf.constant(np.random.default_rng(3).normal(1, 0.5, (3, model.gamma_size)),
+                         tf.float32)
+    batched = model.segment_objects(image, spatial, gammas).numpy()
+    assert batched.shape == (3, 49, 71, 1)
+    for k in range(3):
+        alone = model.segment(image, spatial[k:k + 1], gammas[k:k + 1]).numpy()
+        assert_close_relative(batched[k:k + 1], alone)
+    if "use_visual_modulator" not in model_config or "use_spatial_modulator" not in model_config:
+        # The objects differ by far more than the tolerance of the comparison above.
+        assert np.abs(batched[0] - batched[1]).max() > 1e-4 * np.abs(batched).max()
+
+
+def test_segment_objects_shares_the_unmodulated_layers():
+    """The layers before conv3_1's modulation see a batch of 1 whatever K is."""
+    model = OSMN(TINY)
+    seen = {}
+    net = model.segmentation_network
+    for conv in net.trunk_layers() + net.side_convs:
+        original = conv.call
+
+        def spy(x, _original=original, _name=conv.name):
+            seen[_name] = int(x.shape[0])
+            return _original(x)
+
+        conv.call = spy
+    image, visual, spatial = inputs(4, 33, 45)
+    model.segment_objects(image, spatial, model.modulate(visual))
+    assert {n: seen[n] for n in ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv2_2_16",
+                                 "conv3_1")} == dict.fromkeys(
+        ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv2_2_16", "conv3_1"), 1)
+    assert seen["conv3_2"] == 4 and seen["conv5_3_16"] == 4
+
+
+def test_inference_fn_traces_once_for_all_sizes_and_object_counts():
+    model = OSMN(TINY)
+    randomize(model, seed=4)
+    fns = make_inference_fn(model)
+    assert fns.model is model
+    for k, (height, width) in [(1, (33, 47)), (2, (40, 56)), (3, (33, 47))]:
+        image, visual, spatial = inputs(k, height, width, seed=k)
+        gammas = fns.modulate(visual)
+        np.testing.assert_allclose(gammas.numpy(), model.modulate(visual).numpy(), rtol=1e-5,
+                                   atol=1e-5)
+        probabilities, masks = fns.segment(image, spatial, gammas)
+        assert probabilities.shape == (k, height, width, 1) and probabilities.dtype == tf.float32
+        expected = tf.sigmoid(model.segment_objects(image, spatial, gammas)).numpy()
+        np.testing.assert_allclose(probabilities.numpy(), expected, atol=1e-5)
+        np.testing.assert_array_equal(masks.numpy(),
+                                      probabilities.numpy() > config.MASK_THRESHOLD)
+    assert fns.trace_count() == 1
+    assert fns.modulate.experimental_get_tracing_count() == 1
+
+
+def test_bfloat16_inference_model_copies_the_weights_and_restores_the_policy():
+    model = OSMN(TINY)
+    randomize(model, seed=5)
+    assert inference_model(model, "float32") is model
+    low = inference_model(model, "bfloat16")
+    assert keras.config.dtype_policy().name == "float32"
+    assert low.segmentation_network.dtype_policy.name == "mixed_bfloat16"
+    assert low.visual_modulator.conv_blocks[0][0].dtype_policy.name == "mixed_bfloat16"
+    assert inference_model(low, "bfloat16") is low
+    assert [w.path for w in low.weights] == [w.path for w in model.weights]
+    for a, b in zip(low.weights, model.weights):
+        assert a.dtype == "float32"
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    fns = make_inference_fn(model, precision="bfloat16")
+    image, visual, spatial = inputs(2, 45, 61)
+    gammas = fns.modulate(visual)
+    probabilities, _ = fns.segment(image, spatial, gammas)
+    assert probabilities.dtype == tf.float32
+    expected = tf.sigmoid(model.segment_objects(image, spatial, model.modulate(visual)))
+    assert 0.05 < expected.numpy().min() and expected.numpy().max() < 0.95  # not saturated
+    assert np.abs(probabilities.numpy() - expected.numpy()).max() < 0.02
+
+
+def test_xla_option_gives_the_same_result():
+    model = OSMN(TINY)
+    randomize(model, seed=6)
+    image, visual, spatial = inputs(2, 37, 53)
+    plain = make_inference_fn(model)
+    xla = make_inference_fn(model, jit_compile=True)
+    gammas = plain.modulate(visual)
+    np.testing.assert_allclose(xla.segment(image, spatial, gammas)[0].numpy(),
+                               plain.segment(image, spatial, gammas)[0].numpy(), atol=1e-4)
+
+
+def test_unknown_precision_is_a_user_error():
+    with pytest.raises(UserError, match="precision"):
+        make_inference_fn(OSMN(TINY), precision="float16")
