@@ -1,0 +1,152 @@
+"""Segment a video through a TF Serving REST endpoint serving an OSMN export.
+
+    python tools/serve_client.py --server http://localhost:8501 --model osmn \
+        --video data/davis_sample/JPEGImages/480p/car-shadow --output out_served
+
+writes out_served/car-shadow/00000.png ... exactly as tools/infer.py does (DAVIS palette PNGs in
+the DAVIS results layout). Requests: `visual_guide` and `modulate` once for all objects, then per
+frame `spatial_guide` (from the previous masks) and `segment`. Frames are segmented at their own
+size. The export comes from tools/export.py; see docs/serving.md.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from absl import app, flags  # noqa: E402
+
+from osmn.errors import UserError  # noqa: E402
+
+flags.DEFINE_string("server", "http://localhost:8501", "TF Serving REST address.")
+flags.DEFINE_string("model", "osmn", "Model name on the server (docker: MODEL_NAME).")
+flags.DEFINE_integer("version", None, "Model version; default: the server's choice (highest).")
+flags.DEFINE_string("video", None, "Folder of frames (JPEG/PNG, sorted by name) or a video file.")
+flags.DEFINE_string("mask", None, "First-frame mask (palette or grey PNG). Default: the DAVIS "
+                    "layout's first annotation (JPEGImages/<res>/<seq> -> "
+                    "Annotations/<res>/<seq>).")
+flags.DEFINE_string("output", None, "Output folder; masks go to OUTPUT/<sequence>/<frame>.png.")
+flags.DEFINE_string("sequence", None, "Sequence name. Default: the video folder's/file's name.")
+flags.DEFINE_bool("overlay", False, "Also write overlays and an animated GIF under "
+                  "OUTPUT/overlays/ (as tools/infer.py).")
+flags.DEFINE_bool("keep_last_guide", False, "An empty prediction keeps the object's last "
+                  "non-empty mask as spatial guide (the original gives an all-zero guide).")
+flags.DEFINE_bool("save_scores", False, "Save each object's float32 probabilities as .npy.")
+flags.DEFINE_float("timeout", 120.0, "Seconds to wait for one server answer.")
+FLAGS = flags.FLAGS
+
+
+def _publish(temp_root: pathlib.Path, output: pathlib.Path, sequence: str):
+    """Move a finished sequence from the temp folder into the output folder."""
+    if not output.exists():
+        os.replace(temp_root, output)
+        return
+    moves = [(temp_root / sequence, output / sequence)]
+    overlays = temp_root / "overlays"
+    if overlays.exists():
+        (output / "overlays").mkdir(exist_ok=True)
+        moves += [(p, output / "overlays" / p.name) for p in overlays.iterdir()]
+    for source, target in moves:
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(source, target)
+    shutil.rmtree(temp_root)
+
+
+def run(server, model, video, output, mask=None, version=None, sequence=None, overlay=False,
+        keep_last_guide=False, save_scores=False, timeout=120.0) -> str:
+    """Segment one video through the server; returns the summary line. Raises UserError."""
+    from osmn.export.remote_segmenter import RemoteVideoSegmenter  # noqa: PLC0415
+    from osmn.export.rest_client import ServingClient  # noqa: PLC0415
+    from osmn.inference.frames import FrameSource, default_mask_path  # noqa: PLC0415
+    from osmn.inference.masks import davis_palette, object_ids, read_mask  # noqa: PLC0415
+    from osmn.inference.writer import ResultWriter  # noqa: PLC0415
+
+    if output is None:
+        raise UserError("--output: required")
+    client = ServingClient(server, model, version, timeout)
+    source = FrameSource(video)
+    if mask is None:
+        if not source.is_folder:
+            raise UserError(f"{video}: a video file needs --mask (its first-frame mask)")
+        mask = default_mask_path(video)
+    labels, palette = read_mask(mask)
+    ids = object_ids(labels)
+    if not ids:
+        raise UserError(f"{mask}: the mask holds no object (only background/void)")
+    frame0 = source.frame(0)
+    if labels.shape != frame0.shape[:2]:
+        raise UserError(f"{mask}: mask size {labels.shape[1]}x{labels.shape[0]} differs from the "
+                        f"frame size {frame0.shape[1]}x{frame0.shape[0]} of {source.file(0)}")
+    palette = davis_palette() if palette is None else palette
+    sequence = sequence or (source.path.name if source.is_folder else source.path.stem)
+
+    output = pathlib.Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    temp_root = pathlib.Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
+    segmenter = RemoteVideoSegmenter(client, keep_last_guide=keep_last_guide)
+    started = time.perf_counter()
+    try:
+        with ResultWriter(temp_root, sequence, palette, ids, overlay=overlay,
+                          save_scores=save_scores) as writer:
+            first_labels, first_probabilities = segmenter.start(frame0, labels)
+            writer.put(source.names[0], frame0, first_labels,
+                       first_probabilities if save_scores else None)
+            for index in range(1, len(source)):
+                frame = source.frame(index)
+                if frame.shape != frame0.shape:
+                    raise UserError(f"{source.file(index)}: frame size {frame.shape[1]}x"
+                                    f"{frame.shape[0]} differs from the first frame's")
+                frame_labels, probabilities = segmenter.step(frame)
+                writer.put(source.names[index], frame, frame_labels,
+                           probabilities if save_scores else None)
+                _progress(index + 1, len(source))
+        total = time.perf_counter() - started
+        _publish(temp_root, output, sequence)
+    except BaseException:
+        shutil.rmtree(temp_root, ignore_errors=True)
+        raise
+    frames = max(segmenter.frames_segmented, 1)
+    return "; ".join([
+        f"{len(source)} frames", f"{len(ids)} object(s) (ids {', '.join(map(str, ids))})",
+        f"{client.requests} requests to {client.predict_url}",
+        f"modulator {segmenter.modulator_seconds:.2f} s once",
+        f"segmentation {segmenter.segmentation_seconds / frames:.3f} s/frame",
+        f"{client.bytes_sent / 1e6:.1f} MB sent, {client.bytes_received / 1e6:.1f} MB received",
+        f"total {total:.1f} s -> {output / sequence}"])
+
+
+def _progress(done: int, total: int, width: int = 30):
+    """A one-line text bar on stderr (no TF/Keras import in this client)."""
+    filled = width * done // total
+    end = "\n" if done == total else ""
+    print(f"\r{done}/{total} [{'=' * filled}{'.' * (width - filled)}]", end=end,
+          file=sys.stderr, flush=True)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if FLAGS.video is None:
+        raise UserError("--video: required (a folder of frames or a video file)")
+    print(run(FLAGS.server, FLAGS.model, FLAGS.video, FLAGS.output, FLAGS.mask, FLAGS.version,
+              FLAGS.sequence, FLAGS.overlay, FLAGS.keep_last_guide, FLAGS.save_scores,
+              FLAGS.timeout))
+
+
+def entry():
+    try:
+        app.run(main)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    entry()
