@@ -1,0 +1,89 @@
+"""Evaluate segmentation results against DAVIS ground truth (J, F, J&F as the DAVIS benchmark).
+
+    python tools/eval.py --results out --davis data/davis_sample --year 2016 --set val --plot
+
+Prints a table (one row per object, then the overall means) and writes
+global_results-<set>.csv and per-sequence_results-<set>.csv (and, with --plot,
+j_over_time-<set>.png/.csv) into --csv_dir (default: the results folder).
+Definitions: docs/evaluation.md.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from absl import app, flags  # noqa: E402
+
+from osmn.errors import UserError  # noqa: E402
+
+flags.DEFINE_string("results", None, "Results folder in the DAVIS layout: RESULTS/<seq>/<frame>.png.")
+flags.DEFINE_string("davis", None, "DAVIS root (holding Annotations/ and ImageSets/).")
+flags.DEFINE_enum("year", "2017", ["2016", "2017"], "2016: single object (all ids merged); "
+                  "2017: one object per id.")
+flags.DEFINE_string("set", "val", "Image set: ImageSets/<year>/<set>.txt.")
+flags.DEFINE_string("resolution", "480p", "Annotations/<resolution>/.")
+flags.DEFINE_list("sequences", None, "Only these sequences (default: the image set).")
+flags.DEFINE_bool("exclude_void", False, "Exclude void (255) pixels from J and F (the official "
+                  "semi-supervised evaluation does not: void counts as background).")
+flags.DEFINE_bool("plot", False, "Also write mean J over normalised time (paper Fig. 4).")
+flags.DEFINE_string("csv_dir", None, "Where to write the CSV/plot files (default: --results).")
+FLAGS = flags.FLAGS
+
+
+def run(results, davis, year="2017", split="val", resolution="480p", sequences=None,
+        exclude_void=False, plot=False, csv_dir=None) -> str:
+    """Evaluate and write the files; returns the table. Raises UserError on bad input."""
+    import keras  # noqa: PLC0415 (progress bar)
+    from osmn.evaluation import evaluate, list_sequences, table, write_csv, write_plot  # noqa
+
+    if results is None or davis is None:
+        raise UserError("--results and --davis: both required")
+    results, davis = pathlib.Path(results), pathlib.Path(davis)
+    if not results.is_dir():
+        raise UserError(f"{results}: results folder not found")
+    if not (davis / "Annotations").is_dir():
+        raise UserError(f"{davis}: not a DAVIS root (no Annotations/ folder)")
+    if sequences:
+        source = "--sequences"
+    else:
+        sequences, image_set = list_sequences(davis, year, split, results)
+        source = str(image_set) if image_set else None
+        if image_set is None:
+            print(f"{davis / 'ImageSets' / year / (split + '.txt')} not found: evaluating every "
+                  f"sequence in {results} ({', '.join(sequences)}).")
+    print(f"Evaluating {len(sequences)} sequence(s) from {source or results}, DAVIS {year} "
+          f"semi-supervised (first and last frames excluded"
+          f"{', void excluded' if exclude_void else ''}).")
+    bar = keras.utils.Progbar(len(sequences), unit_name="sequence")
+    object_results = evaluate(davis, results, sequences, year, resolution, exclude_void,
+                              on_sequence=lambda _: bar.add(1))
+    out_dir = pathlib.Path(csv_dir) if csv_dir else results
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = list(write_csv(object_results, out_dir, split).values())
+    if plot:
+        paths += list(write_plot(object_results, out_dir, split).values())
+    return table(object_results) + "\nWrote " + ", ".join(str(p) for p in paths)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
+    print(run(FLAGS.results, FLAGS.davis, FLAGS.year, FLAGS.set, FLAGS.resolution,
+              FLAGS.sequences, FLAGS.exclude_void, FLAGS.plot, FLAGS.csv_dir))
+
+
+def entry():
+    try:
+        app.run(main)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    entry()
