@@ -24,7 +24,7 @@ from pycocotools import mask as mask_utils
 
 from osmn import config
 from osmn.data import augment, decode
-from osmn.data.images import check_image
+from osmn.data.images import Problem, check_image
 from osmn.data.report import DataReport
 from osmn.errors import UserError
 from osmn.guides import spatial_guide
@@ -126,8 +126,8 @@ class CocoSource:
                 continue
             if path not in image_ok:
                 size = check_image(path, check_images)
-                if isinstance(size, str):
-                    report.skip(size, path)
+                if isinstance(size, Problem):
+                    report.skip(size.problem, path, size.detail)
                     image_ok[path] = False
                 elif tuple(size) != (width, height):
                     report.skip("mask size differs from image size", path,

@@ -7,16 +7,23 @@ training path can then trust the files it is given.
 from __future__ import annotations
 
 import os
-from typing import Optional, Tuple, Union
+from typing import NamedTuple, Tuple, Union
 
 from PIL import Image
+
+
+class Problem(NamedTuple):
+    """Why a file cannot be used: `problem` (a short category, the key of `DataReport`
+    counts) and `detail` (free text)."""
+    problem: str
+    detail: str = ""
 
 # JPEG end-of-image marker: its absence is the usual sign of a truncated download.
 _JPEG_EOI = b"\xff\xd9"
 
 
-def check_image(path: str, mode: str = "decode") -> Union[Tuple[int, int], str]:
-    """(width, height) of a readable image, or a short problem description.
+def check_image(path: str, mode: str = "decode") -> Union[Tuple[int, int], Problem]:
+    """(width, height) of a readable image, or the `Problem` with it.
 
     Args:
         path: image file.
@@ -24,7 +31,7 @@ def check_image(path: str, mode: str = "decode") -> Union[Tuple[int, int], str]:
             the header and, for JPEG, checks the end-of-image marker (fast, for COCO-size sets).
     """
     if not os.path.isfile(path):
-        return "missing image"
+        return Problem("missing image")
     try:
         with Image.open(path) as image:
             size = image.size
@@ -35,29 +42,29 @@ def check_image(path: str, mode: str = "decode") -> Union[Tuple[int, int], str]:
                 with open(path, "rb") as f:
                     f.seek(-2, os.SEEK_END)
                     if f.read(2) != _JPEG_EOI:
-                        return "corrupt image (truncated JPEG)"
+                        return Problem("corrupt image", "truncated JPEG: no end-of-image marker")
     except (OSError, SyntaxError, ValueError) as e:
-        return f"corrupt image ({type(e).__name__}: {e})"
+        return Problem("corrupt image", f"{type(e).__name__}: {str(e).replace(path, '')}")
     if fmt not in ("JPEG", "PNG", "BMP", "GIF"):
-        return f"unsupported image format {fmt}"
+        return Problem("unsupported image format", str(fmt))
     return size
 
 
 def read_mask(path: str):
-    """PIL mask -> (mode, uint8 array [H, W], palette [256, 3] uint8 or None), or a problem str."""
+    """PIL mask -> (mode, uint8 array [H, W], palette [256, 3] uint8 or None), or a `Problem`."""
     import numpy as np
     if not os.path.isfile(path):
-        return "missing mask"
+        return Problem("missing mask")
     try:
         with Image.open(path) as mask:
             if mask.format != "PNG":
-                return f"mask is {mask.format}, expected PNG"
+                return Problem("mask is not a PNG", str(mask.format))
             mode = mask.mode
             if mode == "1":
                 mask = mask.convert("L")
                 mode = "L"
             if mode not in ("P", "L"):
-                return f"mask has mode {mode}, expected an indexed (palette) or grey PNG"
+                return Problem("mask is not an indexed (palette) or grey PNG", f"mode {mode}")
             array = np.asarray(mask, dtype=np.uint8)
             palette = None
             if mode == "P":
@@ -65,5 +72,5 @@ def read_mask(path: str):
                 raw = (list(raw) + [0] * 768)[:768]
                 palette = np.asarray(raw, np.uint8).reshape(256, 3)
     except (OSError, SyntaxError, ValueError) as e:
-        return f"corrupt mask ({type(e).__name__}: {e})"
+        return Problem("corrupt mask", f"{type(e).__name__}: {str(e).replace(path, '')}")
     return mode, array, palette

@@ -33,8 +33,8 @@ class DataReport:
         self._seen = set()
 
     def skip(self, problem: str, path, detail: str = "") -> None:
-        """Record (and log once per path and problem) a skipped item."""
-        key = (problem, str(path))
+        """Record (and log once per problem, path and detail) a skipped item."""
+        key = (problem, str(path), detail)
         if key in self._seen:
             return
         self._seen.add(key)

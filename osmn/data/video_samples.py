@@ -34,7 +34,7 @@ import tensorflow as tf
 
 from osmn import config
 from osmn.data import augment, decode
-from osmn.data.images import check_image, read_mask
+from osmn.data.images import Problem, check_image, read_mask
 from osmn.data.report import DataReport
 from osmn.guides import spatial_guide
 from osmn.preprocessing import resize_image, resize_mask, to_model_input
@@ -61,12 +61,12 @@ class _FrameInfo:
 
 def _scan_frame(image_path: str, mask_path: str, check_images: str, report: DataReport):
     image_size = check_image(image_path, check_images)
-    if isinstance(image_size, str):
-        report.skip(image_size, image_path)
+    if isinstance(image_size, Problem):
+        report.skip(image_size.problem, image_path, image_size.detail)
         return _FrameInfo(False)
     loaded = read_mask(mask_path)
-    if isinstance(loaded, str):
-        report.skip(loaded, mask_path)
+    if isinstance(loaded, Problem):
+        report.skip(loaded.problem, mask_path, loaded.detail)
         return _FrameInfo(False)
     mode, array, palette = loaded
     if (array.shape[1], array.shape[0]) != tuple(image_size):
