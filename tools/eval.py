@@ -77,9 +77,16 @@ def main(argv):
               FLAGS.sequences, FLAGS.exclude_void, FLAGS.plot, FLAGS.csv_dir))
 
 
+def _parse_flags(argv):
+    try:
+        return FLAGS(argv)
+    except flags.Error as error:
+        raise UserError(f"bad flag: {error}") from None
+
+
 def entry():
     try:
-        app.run(main)
+        app.run(main, flags_parser=_parse_flags)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -1,7 +1,6 @@
 """Segment the objects of a first-frame mask through a video with OSMN.
 
-    python tools/infer.py --video data/davis_sample/JPEGImages/480p/car-shadow --output out \
-        --overlay
+    python tools/infer.py --video data/davis_sample/JPEGImages/480p/car-shadow --output out --overlay
 
 writes out/car-shadow/00000.png ... (DAVIS palette PNGs, the DAVIS results layout) and, with
 --overlay, out/overlays/car-shadow/*.jpg and out/overlays/car-shadow.gif. See docs/inference.md.
@@ -182,9 +181,16 @@ def main(argv):
               FLAGS.finetune_steps, FLAGS.crf, FLAGS.save_scores))
 
 
+def _parse_flags(argv):
+    try:
+        return FLAGS(argv)
+    except flags.Error as error:
+        raise UserError(f"bad flag: {error}") from None
+
+
 def entry():
     try:
-        app.run(main)
+        app.run(main, flags_parser=_parse_flags)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
