@@ -192,6 +192,8 @@ class VideoSegmenter:
         work_frame = working_frame(frame, work_hw)
         work_masks = resize_mask(tf.constant(masks[..., None]), work_hw[0], work_hw[1])[..., 0]
 
+        # Drop the step functions of a previous video's fine-tuned copies (they hold the models).
+        self._steps = {key: fn for key, fn in self._steps.items() if key == id(self.model)}
         if self.finetune_steps > 0:
             started = time.perf_counter()
             self.object_models = finetune_objects(
