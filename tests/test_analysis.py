@@ -224,6 +224,12 @@ def test_analyze_writes_every_file_with_right_shapes(varied_model, tmp_path):
             layer7 = summary["fig7_spatial_scale"]["layers"][name][kind]
             assert layer7["channels"] == channels and sum(layer7["histogram_abs"]["counts"]) == channels
             assert 0.0 <= layer7["fraction_near_zero"] <= 1.0
+    # The panels of one figure share their range, so layers compare.
+    fig6_edges = {tuple(summary["fig6_gamma_std"][name]["histogram"]["edges"]) for name in LAYERS}
+    assert len(fig6_edges) == 1 and next(iter(fig6_edges))[0] == 0.0
+    fig7_edges = {tuple(summary["fig7_spatial_scale"]["layers"][name]["raw"]["histogram_abs"]
+                        ["edges"]) for name in LAYERS}
+    assert len(fig7_edges) == 1
     mds_rows = paths["fig5_csv"].read_text().splitlines()
     assert mds_rows[0] == "object,category,x,y" and len(mds_rows) == n + 1
     fig6_rows = paths["fig6_csv"].read_text().splitlines()

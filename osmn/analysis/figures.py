@@ -11,7 +11,7 @@ import math
 import os
 import pathlib
 import tempfile
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -79,7 +79,9 @@ def mds_figure(coords: np.ndarray, categories: Sequence[str], path, title: str) 
 
 
 def layer_histograms(values: Dict[str, np.ndarray], bins: int, path, title: str, xlabel: str,
-                     notes: Optional[Dict[str, str]] = None) -> None:
+                     notes: Optional[Dict[str, str]] = None,
+                     value_range: Optional[Tuple[float, float]] = None,
+                     marker: Optional[float] = None) -> None:
     """Figures 6 and 7: one histogram per modulated layer in a grid (3 columns).
 
     Args:
@@ -87,15 +89,22 @@ def layer_histograms(values: Dict[str, np.ndarray], bins: int, path, title: str,
         bins: histogram bins per layer.
         path: PNG file. title: figure title. xlabel: x axis label.
         notes: optional layer name -> text printed in the panel (e.g. the near-zero fraction).
+        value_range: optional (low, high) shared by every panel, so that layers compare.
+        marker: optional x drawn as a dashed line in every panel (e.g. the near-zero threshold).
     """
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
     names = list(values)
     cols = min(3, len(names))
     rows = math.ceil(len(names) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.7 * rows), squeeze=False)
     for ax, name in zip(axes.flat, names):
         data = np.asarray(values[name], np.float64)
-        ax.hist(data, bins=bins, color="#3b75af")
+        ax.hist(data, bins=bins, range=value_range, color="#3b75af")
+        if marker is not None and marker > 0:
+            ax.axvline(marker, color="#c0392b", linestyle="--", linewidth=0.8)
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(name, fontsize=10)
         ax.tick_params(labelsize=7)
         ax.set_xlabel(xlabel, fontsize=8)

@@ -110,9 +110,19 @@ def analyze(model, objects: Sequence[AnalysisObject], near_zero: float = DEFAULT
                   "model_config": cfg.to_dict()})
 
 
+def magnitudes(result: Analysis, kind: str) -> Dict[str, np.ndarray]:
+    """Figure 7's values: layer -> |spatial scale| of `kind` ("raw" or "effective")."""
+    return {layer: np.abs(s[kind]) for layer, s in result.scales.items()}
+
+
 def summary(result: Analysis) -> dict:
-    """The JSON summary: settings, per-layer statistics and histograms of Figures 6 and 7."""
+    """The JSON summary: settings, per-layer statistics and histograms of Figures 6 and 7.
+
+    Histograms of one figure share their range (0 to the largest value over all layers), as the
+    figure's panels do.
+    """
     bins = result.settings["bins"]
+    fig6_range = statistics.common_range(result.gamma_std)
     counts = {}
     for category in result.categories:
         counts[category] = counts.get(category, 0) + 1
@@ -125,20 +135,23 @@ def summary(result: Analysis) -> dict:
         "fig6_gamma_std": {
             layer: {"channels": int(std.size), "mean": float(std.mean()),
                     "median": float(np.median(std)), "max": float(std.max()),
-                    "histogram": statistics.histogram(std, bins)}
+                    "histogram": statistics.histogram(std, bins, fig6_range)}
             for layer, std in result.gamma_std.items()},
         "fig7_spatial_scale": None,
     }
     if result.scales is not None:
         fig7 = {"near_zero_threshold": result.near_zero, "layers": {}}
-        for layer, kinds in result.scales.items():
+        abs_values = {kind: magnitudes(result, kind) for kind in SCALE_KINDS}
+        ranges = {kind: statistics.common_range(abs_values[kind]) for kind in SCALE_KINDS}
+        for layer in result.scales:
             fig7["layers"][layer] = {
-                kind: {"channels": int(values.size),
+                kind: {"channels": int(abs_values[kind][layer].size),
                        "fraction_near_zero": result.near_zero_fraction[kind][layer],
-                       "mean_abs": float(np.abs(values).mean()),
-                       "max_abs": float(np.abs(values).max()),
-                       "histogram_abs": statistics.histogram(np.abs(values), bins)}
-                for kind, values in kinds.items()}
+                       "mean_abs": float(abs_values[kind][layer].mean()),
+                       "max_abs": float(abs_values[kind][layer].max()),
+                       "histogram_abs": statistics.histogram(abs_values[kind][layer], bins,
+                                                             ranges[kind])}
+                for kind in SCALE_KINDS}
         out["fig7_spatial_scale"] = fig7
     return out
 
@@ -204,14 +217,15 @@ def _write_all(result: Analysis, folder: pathlib.Path) -> Dict[str, str]:
     cats = len(set(result.categories))
     figures.mds_figure(result.mds, result.categories, folder / FILES["fig5"],
                        f"Fig. 5: classical MDS of visual-modulator gammas "
-                       f"({n} objects, {cats} categories)")
+                       f"({n} objects, {cats} {'category' if cats == 1 else 'categories'})")
     _write_text(folder / FILES["fig5_csv"], _csv_text(
         ["object", "category", "x", "y"],
         [(name, cat, f"{x:.6g}", f"{y:.6g}")
          for name, cat, (x, y) in zip(result.names, result.categories, result.mds)]))
     figures.layer_histograms(result.gamma_std, result.settings["bins"], folder / FILES["fig6"],
                              f"Fig. 6: std of gamma_c over {n} objects, per modulated layer",
-                             "std of gamma_c")
+                             "std of gamma_c",
+                             value_range=statistics.common_range(result.gamma_std))
     _write_text(folder / FILES["fig6_csv"], _csv_text(
         ["layer", "channel", "gamma_std"],
         [(layer, c, f"{v:.6g}") for layer, std in result.gamma_std.items()
@@ -221,13 +235,14 @@ def _write_all(result: Analysis, folder: pathlib.Path) -> Dict[str, str]:
         labels = {"raw": "|1x1 conv weight| (paper's gamma~_c)",
                   "effective": "|w x bn_gamma / sqrt(var + eps)|"}
         for kind in SCALE_KINDS:
-            magnitudes = {layer: np.abs(s[kind]) for layer, s in result.scales.items()}
+            values = magnitudes(result, kind)
             notes = {layer: f"near zero: {result.near_zero_fraction[kind][layer]:.0%}"
-                     for layer in magnitudes}
+                     for layer in values}
             figures.layer_histograms(
-                magnitudes, result.settings["bins"], folder / FILES[f"fig7_{kind}"],
-                f"Fig. 7 ({kind}): spatial-modulator scale magnitude per layer; near zero: "
-                f"{_threshold_text(result, kind)}", labels[kind], notes)
+                values, result.settings["bins"], folder / FILES[f"fig7_{kind}"],
+                f"Fig. 7 ({kind}): spatial-modulator scale magnitude per layer; near zero "
+                f"(dashed): {_threshold_text(result, kind)}", labels[kind], notes,
+                value_range=statistics.common_range(values), marker=result.near_zero[kind])
             written[f"fig7_{kind}"] = FILES[f"fig7_{kind}"]
         _write_text(folder / FILES["fig7_csv"], _csv_text(
             ["layer", "channel", "raw", "effective"],

@@ -19,7 +19,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, Optional, Tuple
 
 import numpy as np
 
@@ -135,7 +135,16 @@ def fraction_near_zero(values: np.ndarray, threshold: float) -> float:
     return float(np.mean(np.abs(values) <= threshold))
 
 
-def histogram(values: np.ndarray, bins: int) -> Dict[str, list]:
+def common_range(values_by_layer: Dict[str, np.ndarray]) -> Optional[Tuple[float, float]]:
+    """(0, largest value over all layers) for histograms of non-negative values that share one
+    x axis across layers; None when every value is 0 (numpy then picks (-0.5, 0.5))."""
+    largest = max((float(np.max(v)) for v in values_by_layer.values() if np.size(v)),
+                  default=0.0)
+    return (0.0, largest) if largest > 0 else None
+
+
+def histogram(values: np.ndarray, bins: int,
+              value_range: Optional[Tuple[float, float]] = None) -> Dict[str, list]:
     """{"counts": [bins] int, "edges": [bins + 1] float} of `values` (numpy.histogram)."""
-    counts, edges = np.histogram(np.asarray(values, np.float64), bins=bins)
+    counts, edges = np.histogram(np.asarray(values, np.float64), bins=bins, range=value_range)
     return {"counts": counts.astype(int).tolist(), "edges": edges.tolist()}
