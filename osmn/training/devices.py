@@ -1,0 +1,70 @@
+"""Where training runs: the `tf.distribute` strategy and the mixed-precision policy.
+
+* `auto` (default): several visible GPUs -> `MirroredStrategy` over all of them (synchronous
+  data parallelism, the global batch split evenly); one GPU -> that GPU; none -> the CPU.
+* `mirrored`: `MirroredStrategy` over every GPU, or over every logical CPU device when there is
+  no GPU (this is how the tests exercise the multi-replica path on a CPU machine).
+* `multi_worker`: `MultiWorkerMirroredStrategy` for several machines. Each worker runs the same
+  command with its own `TF_CONFIG` environment variable, e.g. on worker 0 of two:
+  `TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker",
+  "index": 0}}'`. Every worker reads the full data set with the same seed and
+  `tf.distribute` shards it by batch; only worker 0 (the chief) should write summaries and the
+  final model, so give the other workers their own `--train_dir`.
+"""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+import keras
+import tensorflow as tf
+
+from osmn.errors import UserError
+
+STRATEGIES = ("auto", "mirrored", "one_device", "multi_worker")
+
+
+def make_strategy(kind: str = "auto") -> Tuple[tf.distribute.Strategy, str]:
+    """Build the distribution strategy and a one-line description of the devices used.
+
+    Args:
+        kind: one of `STRATEGIES`.
+
+    Returns:
+        (strategy, description), e.g. (OneDeviceStrategy, "training on CPU (no GPU visible)").
+
+    Raises:
+        UserError: unknown `kind`.
+    """
+    gpus = tf.config.list_logical_devices("GPU")
+    cpus = tf.config.list_logical_devices("CPU")
+    if kind == "auto":
+        kind = "mirrored" if len(gpus) > 1 else "one_device"
+    if kind == "one_device":
+        if gpus:
+            return (tf.distribute.OneDeviceStrategy(gpus[0].name),
+                    f"training on GPU {gpus[0].name}")
+        return tf.distribute.OneDeviceStrategy(cpus[0].name), "training on CPU (no GPU visible)"
+    if kind == "mirrored":
+        devices = [d.name for d in (gpus or cpus)]
+        strategy = tf.distribute.MirroredStrategy(devices)
+        what = "GPU" if gpus else "CPU"
+        return strategy, (f"training on {len(devices)} {what} replicas with MirroredStrategy "
+                          f"({', '.join(devices)})")
+    if kind == "multi_worker":
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        return strategy, (f"training with MultiWorkerMirroredStrategy, "
+                          f"{strategy.num_replicas_in_sync} replicas in sync")
+    raise UserError(f"--strategy: unknown strategy {kind!r}, expected one of {STRATEGIES}")
+
+
+def mixed_precision_policy(enabled: bool) -> str:
+    """The Keras dtype policy: float32, or mixed_float16 on GPU / mixed_bfloat16 on CPU."""
+    if not enabled:
+        return "float32"
+    return "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+
+
+def set_precision(policy: str) -> None:
+    """Set the global Keras dtype policy (must happen before the model is built)."""
+    keras.config.set_dtype_policy(policy)

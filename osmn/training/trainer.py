@@ -1,0 +1,244 @@
+"""The training loop of OSMN (original `osmn.py`: `train_finetune`), in TF2 with tf.distribute.
+
+One step: logits = OSMN(inputs, training=True); loss = class-balanced cross-entropy (summed over
+pixels and batch) + weight decay of every kernel; Adam with TF1's defaults and a
+piecewise-constant learning rate. The loop checkpoints every `checkpoint_every` steps and at the
+end, resumes from the newest checkpoint by default (same step, optimizer state, dropout RNG state
+and data position), writes TensorBoard summaries and shows a progress bar.
+
+Distribution: the batch is split over replicas and each replica computes the loss of its part;
+the optimizer sums the replicas' gradients. Because the loss is a sum (not a mean), the sum of
+the replicas' losses equals the single-device loss except for the class-balancing weights, which
+each replica computes from its own part of the batch (N+/N, N-/N per replica instead of per
+batch). Weight decay is divided by the number of replicas so that it counts once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import pathlib
+import time
+from typing import Callable, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from osmn import losses
+from osmn.config import TrainConfig
+from osmn.errors import UserError
+from osmn.model import OSMN, load_osmn
+from osmn.training import checkpoints as ckpt_lib
+from osmn.training.devices import set_precision
+from osmn.training.schedule import learning_rate_at, make_optimizer
+from osmn.training.summaries import SummaryWriter
+
+_LOG = logging.getLogger("osmn.training")
+
+# A dataset factory: start_batch -> tf.data.Dataset of (inputs dict, label [B, H, W, 1]) batches
+# that starts at batch `start_batch` of the run's deterministic sequence.
+DatasetFn = Callable[[int], tf.data.Dataset]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is left untouched."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a call to `train` did.
+
+    Attributes:
+        first_step: step the run started (or resumed) from.
+        step: completed steps at the end (= `TrainConfig.steps`).
+        loss: the last step's total loss (float).
+        losses: every step's total loss in this call (list of float).
+        checkpoint: prefix of the last checkpoint written.
+        run_dir: the run directory.
+    """
+
+    first_step: int
+    step: int
+    loss: float
+    losses: list
+    checkpoint: Optional[str]
+    run_dir: pathlib.Path
+
+
+def copy_weights(target: OSMN, source: OSMN, log=_LOG.info) -> None:
+    """Copy the weights of `source`'s sub-networks into `target`'s, part by part.
+
+    Parts present in `target` but missing from `source` (an ablated source) keep their
+    initialisation, which is logged; parts present only in `source` are ignored (logged).
+
+    Raises:
+        UserError: a part's weights do not match (other width or early-layer modulation).
+    """
+    src_parts, dst_parts = source.parts(), target.parts()
+    for name, part in dst_parts.items():
+        if name not in src_parts:
+            log(f"init checkpoint has no {name}: it keeps its fresh initialisation")
+            continue
+        weights = src_parts[name].get_weights()
+        shapes = [w.shape for w in weights]
+        expected = [tuple(w.shape) for w in part.weights]
+        if shapes != expected:
+            raise UserError(f"init checkpoint: {name} weights do not match this model "
+                            f"(other width_multiplier or mod_early_conv?)")
+        part.set_weights(weights)
+    for name in sorted(set(src_parts) - set(dst_parts)):
+        log(f"init checkpoint's {name} is not used by this model (ablation)")
+
+
+def initialise(model: OSMN, train_config: TrainConfig, imagenet_weights=None,
+               log=_LOG.info) -> None:
+    """Initial weights of a fresh run: ImageNet VGG16 (stage 1) and/or an init checkpoint.
+
+    Args:
+        model: a freshly built OSMN.
+        train_config: `imagenet_init` and `init_checkpoint` are read.
+        imagenet_weights: None (Keras' VGG16 download), a local `.h5` or a TF-slim `vgg_16`
+            checkpoint; see `osmn.model.imagenet.load_imagenet_vgg16`.
+    """
+    if train_config.imagenet_init:
+        # Imported lazily: the converter pulls in keras.applications and only stage 1 needs it.
+        from osmn.model.imagenet import load_imagenet_vgg16
+        load_imagenet_vgg16(model, imagenet_weights)
+        log(f"initialised both VGG16s from ImageNet ({imagenet_weights or 'Keras VGG16'})")
+    if train_config.init_checkpoint:
+        copy_weights(model, load_osmn(train_config.init_checkpoint), log=log)
+        log(f"initialised from {train_config.init_checkpoint}")
+
+
+def _check_resumable(run_dir, train_config: TrainConfig) -> None:
+    saved = ckpt_lib.read_run_config(run_dir)
+    if saved is not None and saved.model != train_config.model:
+        raise UserError(
+            f"{run_dir}: its checkpoints are of another model ({saved.model}); "
+            f"use a new --train_dir or the same model flags")
+
+
+def train(train_config: TrainConfig, run_dir, dataset_fn: DatasetFn,
+          strategy: Optional[tf.distribute.Strategy] = None, precision: str = "float32",
+          summary_every: int = 100, resume: bool = True, imagenet_weights=None,
+          progress: bool = True, log=_LOG.info) -> TrainResult:
+    """Train OSMN for `train_config.steps` steps (in total, counting resumed ones).
+
+    Args:
+        train_config: the validated recipe.
+        run_dir: str or path; checkpoints, `model.keras`, `train_config.json`, summaries.
+        dataset_fn: start_batch -> dataset of (inputs, label) batches, see `DatasetFn`:
+            inputs = {"image": [B, H, W, 3], "visual_guide": [B, 224, 224, 3],
+            "spatial_guide": [B, H, W, 1]} float32, label [B, H, W, 1] in {0, 1}.
+        strategy: a `tf.distribute` strategy (default: the current/default one).
+        precision: Keras dtype policy, "float32", "mixed_float16" (adds loss scaling) or
+            "mixed_bfloat16".
+        summary_every: steps between TensorBoard summaries (0: none).
+        resume: continue from the newest checkpoint in `run_dir` if there is one; if False and
+            there is one, raise `UserError` rather than overwrite it.
+        imagenet_weights: source of ImageNet weights when `train_config.imagenet_init`.
+        progress: show a progress bar.
+        log: callable taking one line.
+
+    Returns:
+        TrainResult.
+
+    Raises:
+        UserError: inconsistent run directory or init checkpoint.
+        TrainingDiverged: the loss became non-finite (nothing is saved after that step).
+    """
+    run_dir = pathlib.Path(run_dir)
+    strategy = strategy or tf.distribute.get_strategy()
+    set_precision(precision)
+    keras.utils.set_random_seed(train_config.seed)
+    with strategy.scope():
+        model = OSMN(train_config.model)
+        step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+        optimizer = make_optimizer(train_config, step_var,
+                                   loss_scale=precision == "mixed_float16")
+        optimizer.build(model.trainable_variables)
+    run = ckpt_lib.RunCheckpoints(run_dir, model, optimizer, step_var,
+                                  keep=train_config.keep_checkpoints)
+    if run.latest:
+        if not resume:
+            raise UserError(f"{run_dir}: already holds checkpoints; resume it or use a new "
+                            f"--train_dir")
+        _check_resumable(run_dir, train_config)
+        first_step = run.restore_latest()
+        log(f"resumed from {run.latest} at step {first_step}")
+    else:
+        initialise(model, train_config, imagenet_weights, log=log)
+        first_step = 0
+    ckpt_lib.write_run_config(run_dir, train_config)
+
+    trainable = model.trainable_variables
+    replicas = strategy.num_replicas_in_sync
+    loss_scale = precision == "mixed_float16"
+
+    def replica_step(inputs, labels):
+        with tf.GradientTape() as tape:
+            logits = model(inputs, training=True)
+            loss = (losses.balanced_cross_entropy(labels, logits)
+                    + losses.weight_decay(model.decayed_kernels()) / replicas)
+            scaled = optimizer.scale_loss(loss) if loss_scale else loss
+        grads = tape.gradient(scaled, trainable)
+        optimizer.apply_gradients(zip(grads, trainable))
+        return loss, tf.cast(logits, tf.float32)
+
+    @tf.function(reduce_retracing=True)
+    def distributed_step(inputs, labels):
+        per_replica_loss, logits = strategy.run(replica_step, args=(inputs, labels))
+        step_var.assign_add(1)
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica_loss, axis=None), logits
+
+    dataset = strategy.experimental_distribute_dataset(dataset_fn(first_step))
+    summaries = SummaryWriter(run_dir, summary_every)
+    bar = keras.utils.Progbar(train_config.steps, stateful_metrics=["loss", "samples/s"],
+                              verbose=1 if progress else 0)
+    step, loss_value, last_checkpoint, history = first_step, float("nan"), run.latest, []
+    batches = iter(dataset)
+    tick = time.perf_counter()
+    try:
+        while step < train_config.steps:
+            inputs, labels = next(batches)
+            learning_rate = float(learning_rate_at(train_config, step))
+            loss, logits = distributed_step(inputs, labels)
+            loss_value = float(loss)
+            if not math.isfinite(loss_value):
+                raise TrainingDiverged(
+                    f"loss is {loss_value} at step {step + 1}; stopped without saving; last "
+                    f"good checkpoint: {run.latest or 'none'} (lower the learning rate or "
+                    f"check the data)")
+            history.append(loss_value)
+            step += 1
+            now = time.perf_counter()
+            samples_per_second = train_config.batch_size / max(now - tick, 1e-9)
+            tick = now
+            bar.update(step, [("loss", loss_value), ("samples/s", samples_per_second)])
+            if summaries.due(step):
+                summaries.write(step, loss_value, learning_rate, samples_per_second,
+                                labels=_first_replica(strategy, labels),
+                                logits=_first_replica(strategy, logits))
+            if step % train_config.checkpoint_every == 0 or step == train_config.steps:
+                if not _all_finite(model):
+                    raise TrainingDiverged(
+                        f"non-finite weights after step {step}; stopped without saving; last "
+                        f"good checkpoint: {run.latest or 'none'}")
+                last_checkpoint = run.save()
+    finally:
+        summaries.close()
+    if step == first_step and first_step > 0:
+        log(f"nothing to do: {run_dir} is already at step {step} of {train_config.steps}")
+    return TrainResult(first_step=first_step, step=step, loss=loss_value, losses=history,
+                       checkpoint=last_checkpoint, run_dir=run_dir)
+
+
+def _all_finite(model) -> bool:
+    return all(bool(tf.reduce_all(tf.math.is_finite(v.value)))
+               for v in model.weights if tf.as_dtype(v.dtype).is_floating)
+
+
+def _first_replica(strategy, value) -> np.ndarray:
+    return np.asarray(strategy.experimental_local_results(value)[0])

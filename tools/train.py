@@ -1,0 +1,213 @@
+"""Train OSMN: the paper's two stages (COCO, then DAVIS 2017) or the CPU demo on the sample data.
+
+    python tools/train.py --flagfile=data/sample.flags           # CPU demo, a few minutes
+    python tools/train.py --flagfile=data/coco.flags --data_dir=/data/coco --train_dir=runs/s1
+    python tools/train.py --flagfile=data/davis.flags --data_dir=/data/DAVIS
+        --init_checkpoint=runs/s1 --train_dir=runs/s2      (one command line)
+
+Every setting starts from the named recipe (`osmn.config.RECIPES`); a flag given on the command
+line or in a flag file overrides the recipe's value. The final configuration is written to
+TRAIN_DIR/train_config.json; a run resumes from its newest checkpoint by default.
+See docs/training.md.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from absl import app, flags, logging  # noqa: E402
+
+from osmn.config import RECIPES, TrainConfig  # noqa: E402
+from osmn.errors import UserError  # noqa: E402
+
+SOURCES = ("coco", "davis", "youtube_vos")
+STRATEGIES = ("auto", "mirrored", "one_device", "multi_worker")  # osmn.training.devices
+
+FLAGS = flags.FLAGS
+
+# Flags whose default is None take the recipe's value.
+flags.DEFINE_string("recipe", None, f"Named recipe to start from: {', '.join(RECIPES)}. "
+                    "Required.")
+flags.DEFINE_string("data_dir", None, "Data set root (COCO folder with annotations/ and "
+                    "train2017/; DAVIS folder with JPEGImages/480p, Annotations/480p, ImageSets; "
+                    "YouTube-VOS folder with train/). Required.")
+flags.DEFINE_string("train_dir", None, "Run directory: checkpoints, model.keras, "
+                    "train_config.json, summaries/. Required.")
+flags.DEFINE_string("source", None, f"Data source, one of {', '.join(SOURCES)} "
+                    "(default: the recipe's).")
+flags.DEFINE_string("annotation_file", None, "COCO only: an instances JSON to use instead of "
+                    "DATA_DIR/annotations/instances_<split>2017.json.")
+flags.DEFINE_string("split", "train", "Data set split to train on.")
+
+flags.DEFINE_integer("batch_size", None, "Samples per step (split over replicas).")
+flags.DEFINE_integer("steps", None, "Total optimizer steps of the run, resumed steps included.")
+flags.DEFINE_list("lr", None, "Learning rates, comma-separated: one more than --lr_boundaries.")
+flags.DEFINE_list("lr_boundaries", None, "Steps where the learning rate changes, "
+                  "comma-separated (empty for a constant rate).")
+flags.DEFINE_list("image_sizes", None, "Training sizes HxW, comma-separated (one drawn per "
+                  "batch), e.g. 240x427,384x683,480x854.")
+flags.DEFINE_integer("seed", None, "Seed of the initialisation, data order and augmentation.")
+
+flags.DEFINE_float("width_multiplier", None, "Width of both VGG16s (1.0 = the paper's model).")
+flags.DEFINE_bool("no_visual_modulator", None, "Ablation (paper Table 3): no visual modulator, "
+                  "every gamma fixed at 1.")
+flags.DEFINE_bool("no_spatial_modulator", None, "Ablation (paper Table 3): no spatial "
+                  "modulator, no beta.")
+flags.DEFINE_bool("mod_early_conv", None, "Also modulate conv1_x and conv2_x.")
+flags.DEFINE_bool("fix_bn", None, "Spatial modulator's batch norm in inference mode (moving "
+                  "statistics frozen); stage 2 sets it.")
+flags.DEFINE_bool("fix_seg", None, "Freeze conv1-conv5 and the side convs of the segmentation "
+                  "network (the fusion conv and both modulators still train).")
+flags.DEFINE_bool("randomize_guide", None, "Video sources: visual guide from a random frame of "
+                  "the same object instead of the first; stage 2 sets it.")
+
+flags.DEFINE_bool("imagenet_init", None, "Initialise both VGG16s from ImageNet (stage 1).")
+flags.DEFINE_string("imagenet_weights", None, "ImageNet VGG16 weights: a Keras .h5 file or a "
+                    "TF-slim vgg_16 checkpoint prefix; unset = Keras' download (needs internet).")
+flags.DEFINE_string("init_checkpoint", None, "Start from this model (.keras file or a run "
+                    "directory holding model.keras), e.g. the stage-1 run for stage 2.")
+
+flags.DEFINE_integer("checkpoint_every", None, "Steps between checkpoints.")
+flags.DEFINE_integer("keep", None, "Checkpoints kept (the oldest are deleted).")
+flags.DEFINE_bool("resume", True, "Continue from TRAIN_DIR's newest checkpoint if there is "
+                  "one (same step, optimizer state and data position).")
+flags.DEFINE_integer("summary_every", 100, "Steps between TensorBoard summaries (0: none).")
+flags.DEFINE_bool("mixed_precision", False, "Mixed precision: mixed_float16 with loss scaling "
+                  "on GPU, mixed_bfloat16 on CPU.")
+flags.DEFINE_string("strategy", "auto", "auto (several GPUs: mirrored; else one device), "
+                    "mirrored, one_device or multi_worker (reads TF_CONFIG).")
+flags.DEFINE_bool("progress", True, "Show a progress bar.")
+
+
+def _parse_sizes(values):
+    sizes = []
+    for value in values:
+        try:
+            height, width = (int(v) for v in value.lower().split("x"))
+        except ValueError:
+            raise UserError(f"--image_sizes: expected HxW, got {value!r}") from None
+        sizes.append((height, width))
+    return tuple(sizes)
+
+
+def _parse_numbers(name, values, kind):
+    try:
+        return tuple(kind(v) for v in values if v != "")
+    except ValueError:
+        raise UserError(f"--{name}: expected comma-separated numbers, got "
+                        f"{','.join(values)!r}") from None
+
+
+def config_from_flags() -> TrainConfig:
+    """The recipe named by --recipe with every given flag applied, validated.
+
+    Raises:
+        UserError: a missing required flag, an unknown recipe or source, a bad value.
+    """
+    for name in ("recipe", "data_dir", "train_dir"):
+        if not getattr(FLAGS, name):
+            raise UserError(f"--{name}: required")
+    if FLAGS.recipe not in RECIPES:
+        raise UserError(f"--recipe={FLAGS.recipe}: unknown, expected one of "
+                        f"{', '.join(RECIPES)}")
+    if FLAGS.source is not None and FLAGS.source not in SOURCES:
+        raise UserError(f"--source={FLAGS.source}: unknown, expected one of {', '.join(SOURCES)}")
+    if FLAGS.strategy not in STRATEGIES:
+        raise UserError(f"--strategy={FLAGS.strategy}: unknown, expected one of "
+                        f"{', '.join(STRATEGIES)}")
+    if not os.path.isdir(FLAGS.data_dir):
+        raise UserError(f"--data_dir={FLAGS.data_dir}: no such directory")
+    if FLAGS.summary_every < 0:
+        raise UserError(f"--summary_every: must be >= 0, got {FLAGS.summary_every}")
+    recipe = RECIPES[FLAGS.recipe]
+    changes = {}
+    for flag, field in (("source", "source"), ("batch_size", "batch_size"), ("steps", "steps"),
+                        ("seed", "seed"), ("randomize_guide", "randomize_guide"),
+                        ("imagenet_init", "imagenet_init"),
+                        ("init_checkpoint", "init_checkpoint"),
+                        ("checkpoint_every", "checkpoint_every"), ("keep", "keep_checkpoints")):
+        if getattr(FLAGS, flag) is not None:
+            changes[field] = getattr(FLAGS, flag)
+    if FLAGS.lr is not None:
+        changes["lr_values"] = _parse_numbers("lr", FLAGS.lr, float)
+        bad = [v for v in changes["lr_values"] if not v > 0]
+        if bad or not changes["lr_values"]:
+            raise UserError(f"--lr: learning rates must be positive, got {','.join(FLAGS.lr)}")
+    if FLAGS.lr_boundaries is not None:
+        changes["lr_boundaries"] = _parse_numbers("lr_boundaries", FLAGS.lr_boundaries, int)
+    if FLAGS.image_sizes is not None:
+        changes["image_sizes"] = _parse_sizes(FLAGS.image_sizes)
+    model = {}
+    for flag, field, invert in (("width_multiplier", "width_multiplier", False),
+                                ("no_visual_modulator", "use_visual_modulator", True),
+                                ("no_spatial_modulator", "use_spatial_modulator", True),
+                                ("mod_early_conv", "mod_early_conv", False),
+                                ("fix_bn", "fix_bn", False), ("fix_seg", "train_seg", True)):
+        value = getattr(FLAGS, flag)
+        if value is not None:
+            model[field] = (not value) if invert else value
+    if model:
+        changes["model"] = recipe.model.__class__(**{**recipe.model.to_dict(), **model})
+    if changes.get("init_checkpoint") and not os.path.exists(changes["init_checkpoint"]):
+        raise UserError(f"--init_checkpoint={changes['init_checkpoint']}: not found")
+    try:
+        return recipe.replace(**changes)
+    except TypeError as error:  # e.g. a wrong type reaching the dataclass
+        raise UserError(f"bad flag value: {error}") from error
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        train_config = config_from_flags()
+        # Heavy imports after the flag checks, so that bad flags fail at once.
+        from osmn.data import training_dataset
+        from osmn.training import make_strategy, mixed_precision_policy, train
+        from osmn.training.trainer import TrainingDiverged
+
+        if FLAGS.recipe == "davis_stage2" and not train_config.init_checkpoint:
+            logging.warning("stage 2 without --init_checkpoint starts from random weights "
+                            "(the recipe starts from the stage-1 run)")
+        strategy, description = make_strategy(FLAGS.strategy)
+        logging.info(description)
+        precision = mixed_precision_policy(FLAGS.mixed_precision)
+        logging.info("recipe %s, precision %s, config:\n%s", FLAGS.recipe, precision,
+                     train_config.to_json())
+
+        def dataset_fn(start_batch):
+            return training_dataset(train_config, FLAGS.data_dir, start_batch=start_batch,
+                                    annotation_file=FLAGS.annotation_file, split=FLAGS.split)
+
+        try:
+            result = train(train_config, FLAGS.train_dir, dataset_fn, strategy=strategy,
+                           precision=precision, summary_every=FLAGS.summary_every,
+                           resume=FLAGS.resume, imagenet_weights=FLAGS.imagenet_weights,
+                           progress=FLAGS.progress, log=logging.info)
+        except TrainingDiverged as error:
+            print(f"train.py: {error}", file=sys.stderr)
+            return 1
+    except UserError as error:
+        print(f"train.py: {error}", file=sys.stderr)
+        return 2
+    print(f"trained {result.step - result.first_step} steps (to step {result.step}), "
+          f"last loss {result.loss:.1f}; model: {pathlib.Path(FLAGS.train_dir) / 'model.keras'}")
+    return 0
+
+
+def _parse_flags(argv):
+    """absl's parsing, but a bad flag is one line on stderr and exit code 2."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as error:
+        print(f"train.py: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=_parse_flags)
