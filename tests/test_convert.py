@@ -392,5 +392,8 @@ def test_weights_h5_output_with_config_json(tmp_path):
     assert loaded.config_.mod_early_conv and loaded.config_.fix_bn
     assert_model_holds(loaded, arrays)
     assert sorted(p.name for p in output.parent.iterdir()) == ["config.json", "early.weights.h5"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert output.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
     with pytest.raises(UserError, match="must end in .keras or .weights.h5"):
         write_model(model, tmp_path / "model.h5")

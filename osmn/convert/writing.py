@@ -13,12 +13,19 @@ from osmn.model import OSMN, save_osmn
 CONFIG_NAME = "config.json"  # read by `osmn.model.load_osmn` beside a `.weights.h5`
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path: pathlib.Path, suffix: str, write) -> None:
     """Call `write(temp_path)` on a temp file in `path`'s folder, then rename it to `path`."""
     fd, tmp = tempfile.mkstemp(suffix=suffix, dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual mode
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
