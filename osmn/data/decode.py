@@ -71,9 +71,16 @@ def decode_coco_rle(counts: tf.Tensor, height, width) -> tf.Tensor:
     even = tf.cumsum(tf.where((parity == 0) & (index > 0), value, 0))
     odd = tf.cumsum(tf.where(parity == 1, value, 0))
     runs = tf.where(index == 0, value, tf.where(parity == 0, even, odd))
-    flat = tf.repeat(tf.cast(parity, tf.uint8), runs)
     height = tf.cast(height, tf.int64)
     width = tf.cast(width, tf.int64)
-    tf.debugging.assert_equal(tf.size(flat, out_type=tf.int64), height * width,
+    total = height * width
+    tf.debugging.assert_equal(tf.reduce_sum(runs), total,
                               message="RLE length does not match the image size")
+    # Runs alternate 0, 1, 0, ...: the value flips at every run end. Mark the flips and take a
+    # cumulative parity (an empty run flips twice at one pixel: no change, as it should).
+    # (tf.repeat would build a [runs, longest run] mask: hundreds of millions of cells.)
+    ends = tf.cumsum(runs)[:-1]
+    ends = tf.boolean_mask(ends, ends < total)
+    flips = tf.math.unsorted_segment_sum(tf.ones_like(ends), ends, total)
+    flat = tf.cast(tf.math.floormod(tf.cumsum(flips), 2), tf.uint8)
     return tf.transpose(tf.reshape(flat, tf.stack([width, height])))
