@@ -54,7 +54,8 @@ def random_tf1_arrays(model_config, seed=0, upsampling=True, training_state=True
 
 
 def assert_model_holds(model, arrays):
-    """Every Keras weight equals the checkpoint value of its TF1 name (same layout, no transpose)."""
+    """Every Keras weight equals the checkpoint value of its TF1 name (same layout, no
+    transpose)."""
     weights = keras_weights(model)
     names = tf1_name_map(model.config_)
     assert set(names.values()) == set(weights)

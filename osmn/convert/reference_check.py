@@ -45,7 +45,7 @@ class ReferenceResult:
 
 
 def _shape_problem(arrays: Dict[str, np.ndarray], gamma_size: int) -> str:
-    vg, image, guide = arrays["visual_guide"], arrays["image"], arrays["spatial_guide"]
+    vg, image = arrays["visual_guide"], arrays["image"]
     size = config.VISUAL_GUIDE_SIZE
     batch = vg.shape[0] if vg.ndim else None
     if vg.shape != (batch, size, size, 3):
