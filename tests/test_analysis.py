@@ -107,6 +107,8 @@ def test_spatial_scales_slice_each_block_conv_per_layer():
     conv4.kernel.assign(rng.normal(size=conv4.kernel.shape).astype("float32"))
     bn4.gamma.assign(rng.uniform(0.5, 2.0, size=bn4.gamma.shape).astype("float32"))
     bn4.moving_variance.assign(rng.uniform(0.1, 4.0, size=bn4.gamma.shape).astype("float32"))
+    bn4.moving_mean.assign(rng.normal(size=bn4.gamma.shape).astype("float32"))
+    bn4.beta.assign(rng.normal(size=bn4.gamma.shape).astype("float32"))
     scales = statistics.spatial_scales(model)
     assert list(scales) == LAYERS
     channels = ModelConfig(**TINY).block_channels()[3]  # conv4: 32 channels at width 1/16
@@ -117,6 +119,21 @@ def test_spatial_scales_slice_each_block_conv_per_layer():
         part = slice(i * channels, (i + 1) * channels)
         np.testing.assert_allclose(scales[name]["raw"], kernel[part])
         np.testing.assert_allclose(scales[name]["effective"], effective[part], rtol=1e-6)
+    # The affine form reproduces the modulator's own output before the ReLU.
+    guide = np.array([0.0, 0.3, 1.0], np.float32).reshape(3, 1, 1, 1)
+    pre_relu = np.asarray(bn4(conv4(guide), training=False)).reshape(3, -1)
+    for i, name in enumerate(["conv4_1", "conv4_2", "conv4_3"]):
+        part = slice(i * channels, (i + 1) * channels)
+        expected = (guide.reshape(3, 1) * scales[name]["effective"][None]
+                    + scales[name]["offset"][None])
+        np.testing.assert_allclose(pre_relu[:, part], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_fraction_dead_counts_channels_without_bias_on_the_guide_range():
+    effective = np.array([1.0, -1.0, 2.0, -0.5, 0.0])
+    offset = np.array([-2.0, 0.5, -1.0, -0.1, -0.3])
+    # max over m in {0, 1}: -1, 0.5, 1, -0.1, -0.3 -> dead: channels 0, 3, 4
+    assert statistics.fraction_dead(effective, offset) == pytest.approx(3 / 5)
 
 
 def test_zeroed_spatial_scales_are_reported_100_percent_near_zero(varied_model):
@@ -234,6 +251,9 @@ def test_analyze_writes_every_file_with_right_shapes(varied_model, tmp_path):
     assert mds_rows[0] == "object,category,x,y" and len(mds_rows) == n + 1
     fig6_rows = paths["fig6_csv"].read_text().splitlines()
     assert len(fig6_rows) == 1 + cfg.gamma_size
+    fig7_rows = paths["fig7_csv"].read_text().splitlines()
+    assert fig7_rows[0] == "layer,channel,raw,effective,offset"
+    assert len(fig7_rows) == 1 + cfg.gamma_size  # one spatial bias channel per gamma channel
     with np.load(paths["gammas"]) as saved:
         np.testing.assert_array_equal(saved["gammas"], result.gammas)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left

@@ -133,12 +133,13 @@ def run() -> str:
                      batch_size=FLAGS.batch_size, progress=True, settings=settings)
     paths = write_analysis(result, FLAGS.output)
     lines = [f"{'layer':<8} {'gamma std (mean)':>16} {'near-zero raw':>14} "
-             f"{'near-zero eff.':>15}"]
+             f"{'near-zero eff.':>15} {'no bias (ReLU)':>15}"]
     for layer, std in result.gamma_std.items():
         fr = result.near_zero_fraction
         raw = f"{fr['raw'][layer]:.0%}" if fr else "-"
         eff = f"{fr['effective'][layer]:.0%}" if fr else "-"
-        lines.append(f"{layer:<8} {std.mean():>16.4g} {raw:>14} {eff:>15}")
+        dead = f"{result.dead_fraction[layer]:.0%}" if fr else "-"
+        lines.append(f"{layer:<8} {std.mean():>16.4g} {raw:>14} {eff:>15} {dead:>15}")
     if result.scales is None:
         lines.append("No spatial modulator in this model: Figure 7 skipped.")
     if np.unique(result.gammas, axis=0).shape[0] == 1:

@@ -55,6 +55,7 @@ class Analysis:
             without a spatial modulator.
         near_zero: {"raw": threshold, "effective": threshold}, absolute thresholds used.
         near_zero_fraction: {"raw": {layer: f}, "effective": {layer: f}}.
+        dead_fraction: {layer: fraction of channels whose bias is 0 for every guide value}.
         settings: the arguments that produced it (for summary.json).
     """
 
@@ -67,6 +68,7 @@ class Analysis:
     scales: Optional[Dict[str, Dict[str, np.ndarray]]]
     near_zero: Dict[str, float]
     near_zero_fraction: Dict[str, Dict[str, float]]
+    dead_fraction: Dict[str, float]
     settings: dict
 
 
@@ -94,8 +96,10 @@ def analyze(model, objects: Sequence[AnalysisObject], near_zero: float = DEFAULT
     coords, eigenvalues = embedding.classical_mds(gammas, dims=2)
     gamma_std = statistics.gamma_std_per_layer(gammas, cfg.gamma_slices())
     scales = statistics.spatial_scales(model)
-    thresholds, fractions = {}, {}
+    thresholds, fractions, dead = {}, {}, {}
     if scales is not None:
+        dead = {layer: statistics.fraction_dead(s["effective"], s["offset"])
+                for layer, s in scales.items()}
         for kind in SCALE_KINDS:
             values = {layer: s[kind] for layer, s in scales.items()}
             thresholds[kind] = statistics.near_zero_threshold(values, near_zero, near_zero_relative)
@@ -104,7 +108,7 @@ def analyze(model, objects: Sequence[AnalysisObject], near_zero: float = DEFAULT
     return Analysis(
         names=[o.name for o in objects], categories=[o.category for o in objects],
         gammas=gammas, mds=coords, mds_eigenvalues=eigenvalues, gamma_std=gamma_std,
-        scales=scales, near_zero=thresholds, near_zero_fraction=fractions,
+        scales=scales, near_zero=thresholds, near_zero_fraction=fractions, dead_fraction=dead,
         settings={**(settings or {}), "near_zero": near_zero,
                   "near_zero_relative": near_zero_relative, "bins": bins,
                   "model_config": cfg.to_dict()})
@@ -152,6 +156,7 @@ def summary(result: Analysis) -> dict:
                        "histogram_abs": statistics.histogram(abs_values[kind][layer], bins,
                                                              ranges[kind])}
                 for kind in SCALE_KINDS}
+            fig7["layers"][layer]["fraction_dead_after_relu"] = result.dead_fraction[layer]
         out["fig7_spatial_scale"] = fig7
     return out
 
@@ -238,6 +243,9 @@ def _write_all(result: Analysis, folder: pathlib.Path) -> Dict[str, str]:
             values = magnitudes(result, kind)
             notes = {layer: f"near zero: {result.near_zero_fraction[kind][layer]:.0%}"
                      for layer in values}
+            if kind == "effective":
+                notes = {layer: f"{note}\nno bias (ReLU): {result.dead_fraction[layer]:.0%}"
+                         for layer, note in notes.items()}
             figures.layer_histograms(
                 values, result.settings["bins"], folder / FILES[f"fig7_{kind}"],
                 f"Fig. 7 ({kind}): spatial-modulator scale magnitude per layer; near zero "
@@ -245,9 +253,9 @@ def _write_all(result: Analysis, folder: pathlib.Path) -> Dict[str, str]:
                 value_range=statistics.common_range(values), marker=result.near_zero[kind])
             written[f"fig7_{kind}"] = FILES[f"fig7_{kind}"]
         _write_text(folder / FILES["fig7_csv"], _csv_text(
-            ["layer", "channel", "raw", "effective"],
-            [(layer, c, f"{r:.6g}", f"{e:.6g}") for layer, s in result.scales.items()
-             for c, (r, e) in enumerate(zip(s["raw"], s["effective"]))]))
+            ["layer", "channel", "raw", "effective", "offset"],
+            [(layer, c, f"{r:.6g}", f"{e:.6g}", f"{o:.6g}") for layer, s in result.scales.items()
+             for c, (r, e, o) in enumerate(zip(s["raw"], s["effective"], s["offset"]))]))
         written["fig7_csv"] = FILES["fig7_csv"]
     figures.atomic_write(folder / FILES["gammas"], lambda tmp: np.savez(
         tmp, gammas=result.gammas, names=np.asarray(result.names),

@@ -12,6 +12,9 @@
     - "effective": w_c x bn_gamma_c / sqrt(moving_var_c + eps), the slope of beta_c in m before
       the ReLU at inference (batch norm with moving statistics), i.e. what actually scales the
       guide. Batch norm divides out the size of w, so the raw weight alone says little.
+  With the matching "offset" bn_beta_c - bn_gamma_c x moving_mean_c / sqrt(moving_var_c + eps),
+  beta_c = ReLU(effective_c x m + offset_c); a channel whose value is <= 0 for every m in [0, 1]
+  (the guide's range) gets no bias at all: `fraction_dead`.
   Block b's conv has (channels x layers) outputs; layer i of the block takes [i*C:(i+1)*C], as
   the modulator slices its output.
 * `near_zero_threshold` / `fraction_near_zero`: the "fraction of zero values" of Figure 7.
@@ -86,8 +89,9 @@ def spatial_scales(model) -> Optional[Dict[str, Dict[str, np.ndarray]]]:
 
     Returns:
         layer name -> {"raw": [C] float64 conv weights, "effective": [C] float64
-        w x bn_gamma / sqrt(moving_var + eps)}, in layer order; None when the model has no
-        spatial modulator.
+        w x bn_gamma / sqrt(moving_var + eps), "offset": [C] float64
+        bn_beta - bn_gamma x moving_mean / sqrt(moving_var + eps)}, in layer order; None when
+        the model has no spatial modulator.
     """
     modulator = model.spatial_modulator
     if modulator is None:
@@ -97,11 +101,15 @@ def spatial_scales(model) -> Optional[Dict[str, Dict[str, np.ndarray]]]:
         weight = np.asarray(conv.kernel, np.float64).reshape(-1)  # [1, 1, 1, L*C] -> [L*C]
         bn_gamma = (np.asarray(norm.gamma, np.float64) if norm.scale
                     else np.ones_like(weight))
-        variance = np.asarray(norm.moving_variance, np.float64)
-        effective = weight * bn_gamma / np.sqrt(variance + norm.epsilon)
+        bn_beta = (np.asarray(norm.beta, np.float64) if norm.center
+                   else np.zeros_like(weight))
+        inv_std = 1.0 / np.sqrt(np.asarray(norm.moving_variance, np.float64) + norm.epsilon)
+        effective = weight * bn_gamma * inv_std
+        offset = bn_beta - bn_gamma * np.asarray(norm.moving_mean, np.float64) * inv_std
         for i, name in enumerate(names):
             part = slice(i * channels, (i + 1) * channels)
-            result[name] = {"raw": weight[part], "effective": effective[part]}
+            result[name] = {"raw": weight[part], "effective": effective[part],
+                            "offset": offset[part]}
     return result
 
 
@@ -141,6 +149,17 @@ def common_range(values_by_layer: Dict[str, np.ndarray]) -> Optional[Tuple[float
     largest = max((float(np.max(v)) for v in values_by_layer.values() if np.size(v)),
                   default=0.0)
     return (0.0, largest) if largest > 0 else None
+
+
+def fraction_dead(effective: np.ndarray, offset: np.ndarray) -> float:
+    """Fraction of channels whose ReLU(effective x m + offset) is 0 for every m in [0, 1].
+
+    The pre-activation is linear in m, so it is <= 0 on [0, 1] iff it is at both ends.
+    """
+    effective, offset = np.asarray(effective), np.asarray(offset)
+    if effective.size == 0:
+        return float("nan")
+    return float(np.mean(np.maximum(offset, effective + offset) <= 0.0))
 
 
 def histogram(values: np.ndarray, bins: int,
