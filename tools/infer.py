@@ -158,11 +158,14 @@ def run(video, mask, checkpoint, output, sequence=None, overlay=False, im_size=N
     except BaseException:
         shutil.rmtree(temp_root, ignore_errors=True)
         raise
-    frames = segmenter.frames_segmented
-    per_frame = segmenter.segmentation_seconds / max(frames, 1)
+    times = segmenter.step_seconds
     parts = [f"{len(source)} frames", f"{len(ids)} object(s) (ids {', '.join(map(str, ids))})",
-             f"modulator {segmenter.modulator_seconds:.2f} s once",
-             f"segmentation {per_frame:.3f} s/frame over {frames} frames"]
+             f"modulator {segmenter.modulator_seconds:.2f} s once"]
+    if len(times) > 1:  # The first step includes tracing the tf.function: reported apart.
+        parts.append(f"segmentation {sum(times[1:]) / (len(times) - 1):.3f} s/frame over "
+                     f"{len(times) - 1} frames after a first frame of {times[0]:.2f} s (tracing)")
+    elif times:
+        parts.append(f"segmentation {times[0]:.2f} s for 1 frame (with tracing)")
     if finetune_steps:
         parts.append(f"fine-tuning {segmenter.finetune_seconds:.1f} s")
     parts.append(f"total {total:.1f} s -> {output / sequence}")

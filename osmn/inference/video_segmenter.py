@@ -106,6 +106,7 @@ class VideoSegmenter:
         modulator_seconds: float. Time of the once-per-video visual modulation.
         finetune_seconds: float. Time of the online fine-tuning.
         segmentation_seconds: float. Total time of all `step` calls.
+        step_seconds: list of float. Time of each `step` call (the first includes tracing).
         frames_segmented: int. Number of `step` calls.
         trace_count: int. How often the per-frame tf.function(s) were traced.
 
@@ -136,6 +137,7 @@ class VideoSegmenter:
         self._previous = None  # [K, h, w] uint8 masks, the next spatial guides' sources.
         self.modulator_seconds = 0.0
         self.segmentation_seconds = 0.0
+        self.step_seconds = []
         self.frames_segmented = 0
 
     @property
@@ -248,6 +250,7 @@ class VideoSegmenter:
             probabilities = np.asarray(resize_mask(tf.constant(probabilities[..., None]),
                                                    frame.shape[0], frame.shape[1])[..., 0])
         labels = merge_probabilities(probabilities, self.objects)
-        self.segmentation_seconds += time.perf_counter() - started
+        self.step_seconds.append(time.perf_counter() - started)
+        self.segmentation_seconds += self.step_seconds[-1]
         self.frames_segmented += 1
         return FrameResult(labels=labels, probabilities=probabilities)
