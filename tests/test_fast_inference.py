@@ -1,9 +1,11 @@
 """The speed changes keep the network's function (issue 8), and the inference functions trace once.
 
-Reference: the segmentation network as first written (and as the original computes it): each
-side output upsampled with the 16x16-channel transposed conv, cropped, concatenated to 64
-channels and fused by the 1x1 conv; K objects as K copies of the frame.
+Reference: `benchmarks/reference.py`, the segmentation network as first written (and as the
+original computes it): 16-channel transposed-conv upsampling, concat, 1x1 fusion.
 """
+
+import pathlib
+import sys
 
 import numpy as np
 import pytest
@@ -12,8 +14,11 @@ import keras
 
 from osmn import config
 from osmn.errors import UserError
-from osmn.model import OSMN, bilinear_kernel, crop_offset
+from osmn.model import OSMN
 from osmn.model.fast_inference import inference_model, make_inference_fn
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+from reference import original_segment  # noqa: E402
 
 TINY = {"width_multiplier": 1 / 16}
 
@@ -35,37 +40,6 @@ def inputs(k, height, width, seed=1):
     return image, visual, spatial
 
 
-def reference_segment(net, image, gamma, betas):
-    """The first implementation of `SegmentationNetwork.call`, kept here as the reference."""
-    x = image
-    side_inputs = {}
-    for block, convs in enumerate(net.conv_blocks, start=1):
-        if block > 1:
-            x = net.pools[block - 2](x)
-        for conv in convs:
-            x = conv(x)
-            if gamma is not None and conv.name in net.gamma_slices:
-                start, stop = net.gamma_slices[conv.name]
-                x = x * gamma[:, None, None, start:stop]
-            if betas is not None and conv.name in betas:
-                x = x + betas[conv.name]
-        if block in config.SIDE_OUTPUT_BLOCKS:
-            side_inputs[block] = x
-    sides = []
-    for block, side_conv in zip(config.SIDE_OUTPUT_BLOCKS, net.side_convs):
-        s = 2 ** (block - 1)
-        side = side_conv(side_inputs[block])
-        m = side.shape
-        up = tf.nn.conv2d_transpose(
-            side, bilinear_kernel(2 * s, config.SIDE_OUTPUT_CHANNELS),
-            [m[0], (m[1] - 1) * s + 2 * s, (m[2] - 1) * s + 2 * s, config.SIDE_OUTPUT_CHANNELS],
-            strides=s, padding="VALID")
-        oy = crop_offset(image.shape[1], m[1], s)
-        ox = crop_offset(image.shape[2], m[2], s)
-        sides.append(up[:, oy:oy + image.shape[1], ox:ox + image.shape[2]])
-    return net.fuse(tf.concat(sides, axis=-1))
-
-
 def assert_close_relative(actual, expected, rel=1e-5):
     actual, expected = np.asarray(actual), np.asarray(expected)
     scale = np.abs(expected).max()
@@ -83,11 +57,11 @@ def test_segment_equals_the_original_formulation(height, width, model_config):
     image = tf.repeat(image, 2, axis=0)
     gamma = model.modulate(visual)
     betas = model.spatial_biases(spatial)
-    expected = reference_segment(model.segmentation_network, image, gamma, betas)
+    expected = original_segment(model.segmentation_network, image, gamma, betas)
     assert_close_relative(model.segment(image, spatial, gamma), expected)
     # The plain FCN (no modulation at all) too.
     assert_close_relative(model.segmentation_network(image, None, None),
-                          reference_segment(model.segmentation_network, image, None, None))
+                          original_segment(model.segmentation_network, image, None, None))
 
 
 @pytest.mark.parametrize("model_config", [

@@ -1,0 +1,122 @@
+"""What each speed change gained: the numbers behind docs/performance.md's "what helped" table.
+
+    python benchmarks/ablations.py                       # 480x854, full width, f32 and bf16
+    TF_ENABLE_ONEDNN_OPTS=0 python benchmarks/ablations.py --only_trunk_and_frame
+
+Times, interleaved in one process (`timing.py`), per precision:
+* bare VGG16 trunk (the ceiling the targets use);
+* the whole frame (K = 1) with the current network, traced;
+* the same with the first formulation (`reference.py`: 16-channel transposed-conv upsampling,
+  64-channel concat, 1x1 fusion) and, for K objects, the frame repeated K times;
+* the side output as a 3x3 conv to 16 channels + 16 -> 1 fusion vs folded into one 3x3 conv to
+  1 channel (an idea that was tried; see the docs for the outcome).
+Prints one line per candidate and writes benchmarks/results/ablations-<tag>.json.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from absl import flags  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from common import (bare_trunk, entry, environment, frame_inputs,  # noqa: E402
+                    he_randomize, host_tag, parse_sizes, write_json)
+from reference import original_segment  # noqa: E402
+from timing import time_interleaved  # noqa: E402
+from osmn.errors import UserError  # noqa: E402
+from osmn.model import OSMN  # noqa: E402
+from osmn.model.fast_inference import PRECISION_POLICIES, make_inference_fn  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("size", "480x854", "Frame size HxW.")
+flags.DEFINE_integer("runs", 5, "Timed runs (median reported).")
+flags.DEFINE_integer("max_objects", 4, "K = 1..max_objects for old vs new multi-object.")
+flags.DEFINE_bool("only_trunk_and_frame", False, "Only the bare trunk and the current frame "
+                  "(for a second run under another oneDNN setting).")
+flags.DEFINE_string("output_dir", "benchmarks/results", "Where the JSON goes.")
+
+
+def original_frame_fn(fns):
+    """The first formulation as a traced per-frame function (frame repeated per object)."""
+    model = fns.model
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([1, None, None, 3], tf.float32),
+        tf.TensorSpec([None, None, None, 1], tf.float32),
+        tf.TensorSpec([None, model.gamma_size], tf.float32)])
+    def segment(image, guides, gammas):
+        images = tf.repeat(image, tf.shape(guides)[0], axis=0)
+        betas = model.spatial_biases(guides)
+        logits = original_segment(model.segmentation_network, images, gammas, betas)
+        probabilities = tf.sigmoid(tf.cast(logits, tf.float32))
+        return probabilities, probabilities > 0.5
+
+    return segment
+
+
+def side_output_variants(channels: int, height: int, width: int, precision: str):
+    """3x3 conv C->16 then 16->1, vs the product kernel as one 3x3 conv C->1."""
+    dtype = tf.bfloat16 if precision == "bfloat16" else tf.float32
+    rng = np.random.default_rng(0)
+    x = tf.cast(rng.normal(size=(1, height, width, channels)), dtype)
+    k16 = tf.cast(rng.normal(size=(3, 3, channels, 16)) / 30, dtype)
+    w = tf.cast(rng.normal(size=(16, 1)), dtype)
+    k1 = tf.einsum("hwcd,do->hwco", k16, w)
+    two_step = tf.function(lambda: tf.einsum(
+        "bhwc,co->bhwo", tf.nn.conv2d(x, k16, 1, "SAME"), w)[0, 0, 0, 0])
+    folded = tf.function(lambda: tf.nn.conv2d(x, k1, 1, "SAME")[0, 0, 0, 0])
+    return {"side_16ch_then_fuse": lambda: two_step().numpy(),
+            "side_folded_1ch": lambda: folded().numpy()}
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
+    (height, width), = parse_sizes([FLAGS.size], "--size")
+    env = environment()
+    model = OSMN({})
+    he_randomize(model)
+    k_max = FLAGS.max_objects
+    image, guides = frame_inputs(k_max, height, width)
+    gammas = tf.constant(np.random.default_rng(0).normal(1, 0.1, (k_max, model.gamma_size)),
+                         tf.float32)
+    results = {"environment": env, "size": FLAGS.size}
+    for precision in PRECISION_POLICIES:
+        trunk = bare_trunk(precision)
+        fns = make_inference_fn(model, precision)
+        candidates = {"bare_trunk": lambda: trunk(image).numpy(),
+                      "frame_k1": lambda: fns.segment(image, guides[:1], gammas[:1])[0].numpy()}
+        if not FLAGS.only_trunk_and_frame:
+            original = original_frame_fn(fns)
+            for k in range(1, k_max + 1):
+                if k > 1:
+                    candidates[f"frame_k{k}"] = (lambda k=k: fns.segment(
+                        image, guides[:k], gammas[:k])[0].numpy())
+                candidates[f"original_k{k}"] = (lambda k=k: original(
+                    image, guides[:k], gammas[:k])[0].numpy())
+            candidates.update(side_output_variants(128, (height + 1) // 2, (width + 1) // 2,
+                                                   precision))
+        timed = time_interleaved(candidates, FLAGS.runs, warmup=1)
+        results[precision] = timed
+        for name, t in timed.items():
+            print(f"{precision:9s} {name:22s} median {t['median_s']:.4f} s  "
+                  f"min {t['min_s']:.4f} s  cpu {t['cpu_median_s']:.4f} s", flush=True)
+    env["load_average_end"] = list(os.getloadavg())
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "on")
+    tag = f"ablations-{host_tag(env, False)}-onednn-{onednn}" + (
+        "-trunk-frame" if FLAGS.only_trunk_and_frame else "")
+    print(f"load average start {env['load_average_start']} end {env['load_average_end']}")
+    print("wrote", write_json(results, pathlib.Path(FLAGS.output_dir), tag))
+
+
+if __name__ == "__main__":
+    entry(main)

@@ -1,0 +1,146 @@
+"""Helpers shared by `benchmark.py` and `ablations.py`: the machine record, the ceiling models,
+random weights and inputs, result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import platform
+import re
+import tempfile
+import sys
+import time
+
+import keras
+import numpy as np
+from absl import app, flags
+import tensorflow as tf
+
+from flops import keras_conv_macs
+from osmn.errors import UserError
+from osmn.model.fast_inference import PRECISION_POLICIES
+
+
+QUICK_WIDTH = 1 / 16  # --quick: the tests' tiny width.
+
+
+# --- machine ---------------------------------------------------------------------------------
+
+def cpu_info() -> dict:
+    text = pathlib.Path("/proc/cpuinfo").read_text() if pathlib.Path("/proc/cpuinfo").exists() \
+        else ""
+    model = re.search(r"model name\s*:\s*(.*)", text)
+    flags_line = re.search(r"flags\s*:\s*(.*)", text)
+    cpu_flags = set(flags_line.group(1).split()) if flags_line else set()
+    return {
+        "cpu_model": model.group(1).strip() if model else platform.processor(),
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+        "amx_bf16": "amx_bf16" in cpu_flags,
+        "avx512_bf16": "avx512_bf16" in cpu_flags,
+        "avx512f": "avx512f" in cpu_flags,
+    }
+
+
+def environment() -> dict:
+    from tensorflow.python.util import _pywrap_util_port  # noqa: PLC0415 (TF internal)
+    return {**cpu_info(), "tensorflow": tf.__version__, "keras": keras.__version__,
+            "python": platform.python_version(),
+            "onednn_built": bool(_pywrap_util_port.IsMklEnabled()),
+            "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (on)"),
+            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+            "load_average_start": list(os.getloadavg()),
+            "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def host_tag(env: dict, quick: bool) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", re.sub(r"\(R\)|\(TM\)|CPU|Processor", "",
+                                              env["cpu_model"]).lower()).strip("-")
+    return f"{slug}-{env['cores']}c{'-amx' if env['amx_bf16'] else ''}{'-quick' if quick else ''}"
+
+
+# --- models ----------------------------------------------------------------------------------
+
+def he_randomize(model, seed: int = 0) -> None:
+    """Conv kernels ~ N(0, 2 / fan_in), biases 0.01: activations of order one at every depth."""
+    rng = np.random.default_rng(seed)
+    for w in model.weights:
+        if len(w.shape) == 4:
+            fan_in = int(np.prod(w.shape[:3]))
+            w.assign(rng.normal(0, np.sqrt(2.0 / fan_in), w.shape).astype(np.float32))
+        elif "moving_variance" in w.path or w.path.endswith("gamma"):
+            w.assign(np.ones(w.shape, np.float32))
+        else:
+            w.assign(np.full(w.shape, 0.01, np.float32))
+
+
+def bare_trunk(precision: str):
+    """keras.applications.VGG16 conv trunk at `precision`, as a traced function of the image."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(PRECISION_POLICIES[precision])
+    try:
+        vgg = keras.applications.VGG16(include_top=False, weights=None,
+                                       input_shape=(None, None, 3))
+    finally:
+        keras.config.set_dtype_policy(previous)
+    return tf.function(lambda image: vgg(image),
+                       input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32)])
+
+
+def trunk_macs(height: int, width: int) -> int:
+    vgg = keras.applications.VGG16(include_top=False, weights=None,
+                                   input_shape=(height, width, 3))
+    return keras_conv_macs(vgg)
+
+
+def frame_inputs(k: int, height: int, width: int, seed: int = 0):
+    """A random image [1, H, W, 3] (std 60, like BGR minus mean) and K Gaussian guides."""
+    rng = np.random.default_rng(seed)
+    image = tf.constant(rng.normal(0, 60, (1, height, width, 3)), tf.float32)
+    yy, xx = np.mgrid[:height, :width]
+    guides = np.stack([np.exp(-((yy - height * (0.3 + 0.1 * i)) ** 2
+                                + (xx - width * (0.3 + 0.1 * i)) ** 2) / (0.05 * height * width))
+                       for i in range(k)])[..., None]
+    return image, tf.constant(guides, tf.float32)
+
+
+
+def write_json(result: dict, output_dir: pathlib.Path, tag: str) -> pathlib.Path:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / f"{tag}.json"
+    fd, tmp = tempfile.mkstemp(suffix=".json", dir=output_dir, prefix=f".{tag}.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(result, f, indent=1, sort_keys=False)
+    os.replace(tmp, path)
+    return path
+
+
+def parse_sizes(values, flag: str = "--sizes"):
+    """["480x854", ...] -> [(480, 854), ...]; UserError naming `flag` otherwise."""
+    sizes = []
+    for value in values:
+        match = re.fullmatch(r"(\d+)x(\d+)", value.strip())
+        if not match:
+            raise UserError(f"{flag}: {value!r} is not HxW (e.g. 480x854)")
+        sizes.append((int(match.group(1)), int(match.group(2))))
+    return sizes
+
+
+# --- entry point ------------------------------------------------------------------------------
+
+def _parse_flags(argv):
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as error:
+        raise UserError(f"bad flag: {error}") from None
+
+
+def entry(main_fn):
+    """Run `main_fn` under absl; a UserError becomes one line on stderr and exit code 2."""
+    try:
+        app.run(main_fn, flags_parser=_parse_flags)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

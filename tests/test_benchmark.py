@@ -1,0 +1,74 @@
+"""The benchmark's --quick smoke run: it runs end to end and writes a complete, consistent JSON.
+
+Speed itself is never asserted (wall-clock in tests is noise); only structure and arithmetic.
+"""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from flops import objects_macs, segmentation_macs  # noqa: E402
+
+
+def test_segmentation_macs_match_vgg16_and_split_shared_from_per_object():
+    plain = segmentation_macs({"use_visual_modulator": False, "use_spatial_modulator": False},
+                              224, 224)
+    assert plain["per_object"] == 0
+    # VGG16's 13 convs at 224x224 are 15.35 GMACs; side convs + fusion add ~0.42 G.
+    vgg16 = 15_346_630_656
+    side = sum(s * s * (9 * c * 16 + 16) for s, c in [(112, 128), (56, 256), (28, 512),
+                                                      (14, 512)])
+    assert plain["shared"] == vgg16 + side
+    counts = segmentation_macs({}, 224, 224)
+    # Shared: conv1_x, conv2_x, conv3_1 (its input is not modulated) and the conv2_2 side output.
+    shared = (224 * 224 * 9 * (3 * 64 + 64 * 64) + 112 * 112 * 9 * (64 * 128 + 128 * 128)
+              + 112 * 112 * (9 * 128 * 16 + 16) + 56 * 56 * 9 * 128 * 256)
+    assert counts["shared"] == shared
+    spatial_1x1 = 56 * 56 * 256 * 3 + 28 * 28 * 512 * 3 + 14 * 14 * 512 * 3
+    assert counts["shared"] + counts["per_object"] == plain["shared"] + spatial_1x1
+    assert objects_macs(counts, 3) == counts["shared"] + 3 * counts["per_object"]
+
+
+@pytest.mark.slow
+def test_quick_benchmark_writes_a_complete_result(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "benchmark.py"), "--quick", "--max_objects",
+         "2", "--output_dir", str(tmp_path), "--tag", "smoke", "--noxla"],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "whole frame / bare trunk" in done.stdout
+    result = json.loads((tmp_path / "smoke.json").read_text())
+    env = result["environment"]
+    for key in ("cpu_model", "cores", "tensorflow", "TF_ENABLE_ONEDNN_OPTS", "amx_bf16",
+                "load_average_start", "load_average_end"):
+        assert key in env
+    assert set(result["segmentation"]) == {"float32", "bfloat16"}
+    entry = result["segmentation"]["float32"]["65x97"]
+    t = entry["times"]
+    assert entry["ratios"]["whole_frame_over_bare_trunk"] == pytest.approx(
+        t["osmn_k1"]["median_s"] / t["bare_trunk"]["median_s"])
+    assert entry["ratios"]["batched_over_separate"]["2"] == pytest.approx(
+        t["osmn_k2"]["median_s"] / (2 * t["osmn_k1"]["median_s"]))
+    assert entry["trace_count"] == 1
+    assert all(len(v["runs_s"]) == result["runs"] for v in t.values())
+    assert 0 < result["matmul_ceiling"]["bfloat16"]["gflops"]
+    assert result["finetune"]["steps"] == 3
+    accuracy = result["bfloat16_accuracy"]
+    assert accuracy["frames"] == 3 and "random" in accuracy["model"]
+    assert 0 <= accuracy["mask_iou_bf16_vs_f32_min"] <= 1
+    assert result["peak_rss_mib"] >= result["peak_rss_mib_before_accuracy"] > 0
+
+
+def test_bad_sizes_flag_is_one_line_and_exit_code_2(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "benchmark.py"), "--sizes", "480by854",
+         "--output_dir", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == "error: --sizes: '480by854' is not HxW " \
+        "(e.g. 480x854)"
+    assert not list(tmp_path.iterdir())
