@@ -292,6 +292,11 @@ def test_client_errors_are_one_line_user_errors(served):
             "segment", {"image": np.zeros((1, 40, 48, 3)),
                         "spatial_guide": np.zeros((1, 40, 40, 1)), "gamma": np.ones((1, 240))},
             "probability")
+    with pytest.raises(UserError, match="HTTP 400: assertion failed: \\[image batch must be 1"):
+        ServingClient(url, "osmn").predict(
+            "segment", {"image": np.zeros((3, 40, 40, 3)),
+                        "spatial_guide": np.zeros((2, 40, 40, 1)), "gamma": np.ones((2, 240))},
+            "probability")
     # A closed port: nothing listens there once the probe socket is closed.
     import socket
     with socket.socket() as probe:

@@ -22,7 +22,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
 from osmn.errors import UserError  # noqa: E402
 
@@ -66,6 +66,7 @@ def run(checkpoint, export_dir, version=None, overwrite=False, verify=True) -> s
 def main(argv):
     if len(argv) > 1:
         raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
+    logging.set_verbosity(logging.WARNING)  # TF's SavedModel writer logs every step at INFO.
     print(run(FLAGS.checkpoint, FLAGS.export_dir, FLAGS.version, FLAGS.overwrite, FLAGS.verify))
 
 

@@ -55,6 +55,13 @@ def _assert_same_size(image: tf.Tensor, other: tf.Tensor, other_name: str):
         message=f"image and {other_name} must have the same height and width")
 
 
+def _assert_batch_one_or(image: tf.Tensor, batch: tf.Tensor):
+    image_batch = tf.shape(image)[0]
+    return tf.debugging.Assert(
+        tf.logical_or(tf.equal(image_batch, 1), tf.equal(image_batch, batch)),
+        ["image batch must be 1 or the guides' batch; got", image_batch, batch])
+
+
 class OSMNServingModule(tf.Module):
     """Wraps an `OSMN` Keras model; its `tf.function`s are the SavedModel's signatures.
 
@@ -87,12 +94,18 @@ class OSMNServingModule(tf.Module):
             return tf.cast(gamma, tf.float32)
 
         def segment(image, spatial_guide, gamma):
-            with tf.control_dependencies([_assert_same_size(image, spatial_guide,
-                                                            "spatial_guide")]):
-                images = _broadcast_image(image, tf.shape(spatial_guide)[0])
-            logits = keras_model.segment(to_model_input(images), spatial_guide, gamma,
+            # An image of batch 1 goes in as is: the layers before the first modulation run
+            # once for all objects (`OSMN.segment_objects`); the output is broadcast to B for
+            # models without modulators.
+            shape = tf.shape(spatial_guide)
+            with tf.control_dependencies([
+                    _assert_same_size(image, spatial_guide, "spatial_guide"),
+                    _assert_batch_one_or(image, shape[0])]):
+                image = tf.identity(image)
+            logits = keras_model.segment(to_model_input(image), spatial_guide, gamma,
                                          training=False)
-            return tf.sigmoid(tf.cast(logits, tf.float32))
+            return tf.broadcast_to(tf.sigmoid(tf.cast(logits, tf.float32)),
+                                   tf.concat([shape[:3], [1]], axis=0))
 
         @tf.function(input_signature=[visual])
         def modulate_fn(visual_guide):
