@@ -1,6 +1,5 @@
 """Unit tests of osmn.inference: masks, merge, object ids, frames, the per-video segmenter."""
 
-import pathlib
 
 import numpy as np
 import pytest

@@ -91,7 +91,6 @@ def run(video, mask, checkpoint, output, sequence=None, overlay=False, im_size=N
         keep_last_guide=False, finetune_steps=0, crf=False, save_scores=False):
     """Segment one video; returns the summary line. Raises UserError on bad input."""
     import keras  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
     from osmn.inference import (FrameSource, ResultWriter, VideoSegmenter,  # noqa: PLC0415
                                 davis_palette, default_mask_path, object_ids, read_mask)
 

@@ -103,5 +103,6 @@ def write_plot(results: Sequence[ObjectResult], out_dir, split: str) -> Dict[str
         draw.line([xy(t, j) for t, j in zip(times[valid], mean_j[valid])], fill=(200, 0, 0), width=2)
     draw.text((left, 8), f"mean J over normalised time ({len(results)} objects)", fill="black")
     draw.text((width // 2 - 40, height - 20), "normalised time", fill="black")
+    draw.text((30, top - 18), "J", fill="black")
     atomic_save(paths["png"], lambda f: image.save(f, format="PNG"))
     return paths

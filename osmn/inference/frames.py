@@ -36,7 +36,7 @@ def read_frame(path) -> np.ndarray:
 def _imageio():
     try:
         import imageio.v2 as imageio  # noqa: PLC0415 (optional dependency)
-        import imageio_ffmpeg  # noqa: F401, PLC0415
+        import imageio_ffmpeg  # noqa: F401, PLC0415 (checks that the ffmpeg plugin exists)
     except ImportError as error:
         raise UserError("video files need the optional packages imageio and imageio-ffmpeg: "
                         "pip install imageio imageio-ffmpeg") from error

@@ -115,7 +115,7 @@ class ResultWriter:
             f, format="GIF", save_all=True, append_images=frames[1:], duration=duration, loop=0))
         try:
             import imageio.v2 as imageio  # noqa: PLC0415 (optional dependency)
-            import imageio_ffmpeg  # noqa: F401, PLC0415
+            import imageio_ffmpeg  # noqa: F401, PLC0415 (checks the ffmpeg plugin exists) (checks that the ffmpeg plugin exists)
         except ImportError:
             return
         path = self.root / "overlays" / f"{self.sequence}.mp4"
