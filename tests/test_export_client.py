@@ -309,6 +309,14 @@ def test_client_errors_are_one_line_user_errors(served):
         ServingClient("localhost:8501", "osmn")
 
 
+def test_rest_client_module_needs_no_tensorflow():
+    code = ("import sys; import osmn.export.rest_client; "
+            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 def _post(url, body):
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})

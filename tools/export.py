@@ -28,8 +28,9 @@ from osmn.errors import UserError  # noqa: E402
 
 DEFAULT_CHECKPOINT = "data/sample_model.keras"
 
-flags.DEFINE_string("checkpoint", DEFAULT_CHECKPOINT, "OSMN model to export (.keras file, "
-                    ".weights.h5 with config.json beside it, or a folder holding model.keras).")
+flags.DEFINE_string("checkpoint", None, "OSMN model to export (.keras file, .weights.h5 with "
+                    "config.json beside it, or a folder holding model.keras). Default: the "
+                    f"shipped sample model {DEFAULT_CHECKPOINT}.")
 flags.DEFINE_string("export_dir", "models/osmn", "Model base folder (TF Serving's "
                     "--model_base_path); the export goes to EXPORT_DIR/VERSION/.")
 flags.DEFINE_integer("version", None, "Version number (positive). Default: one more than the "
@@ -41,9 +42,19 @@ FLAGS = flags.FLAGS
 
 
 def run(checkpoint, export_dir, version=None, overwrite=False, verify=True) -> str:
-    """Export one checkpoint; returns the summary line. Raises UserError on bad input."""
+    """Export one checkpoint (None: the shipped sample model); returns the summary line.
+
+    Raises:
+        UserError: bad flags, missing or unreadable checkpoint, existing version.
+    """
     if version is not None and version < 1:
         raise UserError(f"--version must be a positive integer, got {version}")
+    if checkpoint is None:
+        checkpoint = pathlib.Path(__file__).resolve().parents[1] / DEFAULT_CHECKPOINT
+        if not checkpoint.exists():
+            raise UserError(f"{DEFAULT_CHECKPOINT}: the shipped sample model is missing; run "
+                            "`python tools/train.py --flagfile=data/sample.flags` first or pass "
+                            "--checkpoint")
     target = pathlib.Path(export_dir) / str(version) if version is not None else None
     if target is not None and target.exists() and not overwrite:  # Fail before importing TF.
         raise UserError(f"{target}: version {version} already exists (pass --overwrite to "
