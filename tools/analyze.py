@@ -143,8 +143,9 @@ def run() -> str:
     if result.scales is None:
         lines.append("No spatial modulator in this model: Figure 7 skipped.")
     if np.unique(result.gammas, axis=0).shape[0] == 1:
-        lines.append("All objects got the same gamma (an untrained visual modulator gives all "
-                     "ones): Figure 5 is a single point and Figure 6 all zeros.")
+        lines.append(f"All {len(objects)} objects got the same gamma: this visual modulator "
+                     "ignores its input (untrained: all ones; or its kernels are zero). Figure 5 "
+                     "is a single point and Figure 6 all zeros.")
     lines.append("Wrote " + ", ".join(str(p) for p in paths.values()))
     return "\n".join(lines)
 

@@ -220,9 +220,11 @@ def _write_all(result: Analysis, folder: pathlib.Path) -> Dict[str, str]:
     written = {}
     n = len(result.names)
     cats = len(set(result.categories))
-    figures.mds_figure(result.mds, result.categories, folder / FILES["fig5"],
-                       f"Fig. 5: classical MDS of visual-modulator gammas "
-                       f"({n} objects, {cats} {'category' if cats == 1 else 'categories'})")
+    title = (f"Fig. 5: classical MDS of visual-modulator gammas "
+             f"({n} objects, {cats} {'category' if cats == 1 else 'categories'})")
+    if n > 1 and np.unique(result.gammas, axis=0).shape[0] == 1:
+        title += "\nall gammas identical: the visual modulator ignores its input"
+    figures.mds_figure(result.mds, result.categories, folder / FILES["fig5"], title)
     _write_text(folder / FILES["fig5_csv"], _csv_text(
         ["object", "category", "x", "y"],
         [(name, cat, f"{x:.6g}", f"{y:.6g}")
