@@ -2,6 +2,7 @@
 "Visual modulator", "Spatial modulator")."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -315,6 +316,10 @@ def test_keras_file_and_weights_round_trip(tmp_path):
     inputs = random_inputs(2, 40, 56)
     expected = model(inputs).numpy()
     save_osmn(model, tmp_path / "m.keras")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "m.keras").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]  # no temp file left behind
     restored = load_osmn(tmp_path / "m.keras")
     assert restored.model_config == model.model_config
     np.testing.assert_array_equal(restored(inputs).numpy(), expected)

@@ -29,6 +29,10 @@ def save_osmn(model: OSMN, path) -> None:
     os.close(fd)
     try:
         model.save(tmp)
+        # mkstemp creates the file 0600; give it the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
