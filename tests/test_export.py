@@ -382,3 +382,16 @@ def test_export_tool_writes_a_version_and_refuses_to_overwrite(tmp_path):
     assert error_lines(missing.stderr) == [
         f"error: {tmp_path / 'nope.keras'}: model file not found"]
     assert existing_versions(base) == [4]
+
+
+@pytest.mark.parametrize("switch", ["use_visual_modulator", "use_spatial_modulator"])
+def test_ablation_models_export_and_verify(tmp_path, switch):
+    """Table 3's ablations export too; `verify` compares serving_default with Keras."""
+    model = OSMN({"width_multiplier": TINY_WIDTH, switch: False})
+    path = export_saved_model(model, tmp_path / "models", version=1, verify=True)
+    loaded = tf.saved_model.load(str(path))
+    assert sorted(loaded.signatures) == sorted(SIGNATURES)
+    out = loaded.signatures["segment"](
+        image=tf.zeros([1, 24, 40, 3]), spatial_guide=tf.zeros([3, 24, 40, 1]),
+        gamma=tf.ones([3, 240]))["probability"]
+    assert out.shape == (3, 24, 40, 1)  # batch-1 frame broadcast to 3 objects
