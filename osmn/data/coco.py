@@ -161,23 +161,31 @@ class CocoSource:
         return tf.cast(mask[:, :, None], tf.float32)
 
     def make_sample(self, index: tf.Tensor, seed: tf.Tensor, height, width):
-        """One training sample as TF ops; same contract as `VideoSource.make_sample`.
-
-        Returns:
-            inputs: {"image": [h, w, 3], "visual_guide": [224, 224, 3], "spatial_guide":
-                [h, w, 1]} float32; label: [h, w, 1] float32 in {0, 1}; void: [h, w, 1] zeros.
-        """
-        seeds = augment.split_seed(seed, 3)
+        """One training sample as TF ops; same contract as `VideoSource.make_sample`."""
         image = decode.read_image(self._paths[self._sample_image[index]])
-        mask = self.instance_mask(index)
-        visual, _ = augment.train_visual_guide(image, mask, seeds[0])
-        image = to_model_input(resize_image(image, height, width))
-        label = resize_mask(mask, height, width)
-        spatial = spatial_guide(label, perturb=True, seed=seeds[1])
-        image, label, spatial = augment.flip_left_right_if(
-            augment.random_flip(seeds[2]), image, label, spatial)
-        inputs = {"image": image, "visual_guide": visual, "spatial_guide": spatial}
-        return inputs, label, tf.zeros_like(label)
+        return instance_sample(image, self.instance_mask(index), seed, height, width)
+
+
+def instance_sample(image: tf.Tensor, mask: tf.Tensor, seed: tf.Tensor, height, width):
+    """A COCO training sample from an image and one instance's mask (TF ops).
+
+    Args:
+        image: [H, W, 3] uint8 RGB. mask: [H, W, 1] float32 in {0, 1}.
+        seed: [2] stateless seed. height, width: the batch's working size.
+
+    Returns:
+        inputs: {"image": [h, w, 3], "visual_guide": [224, 224, 3], "spatial_guide":
+            [h, w, 1]} float32; label: [h, w, 1] float32 in {0, 1}; void: [h, w, 1] zeros.
+    """
+    seeds = augment.split_seed(seed, 3)
+    visual, _ = augment.train_visual_guide(image, mask, seeds[0])
+    image = to_model_input(resize_image(image, height, width))
+    label = resize_mask(mask, height, width)
+    spatial = spatial_guide(label, perturb=True, seed=seeds[1])
+    image, label, spatial = augment.flip_left_right_if(
+        augment.random_flip(seeds[2]), image, label, spatial)
+    inputs = {"image": image, "visual_guide": visual, "spatial_guide": spatial}
+    return inputs, label, tf.zeros_like(label)
 
 
 def coco_source(data_dir: str, annotation_file: Optional[str] = None, split: str = "train",

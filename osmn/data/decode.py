@@ -14,18 +14,29 @@ from __future__ import annotations
 import tensorflow as tf
 
 
-def read_image(path: tf.Tensor) -> tf.Tensor:
-    """Image file -> [H, W, 3] uint8 RGB (JPEG, PNG, BMP, GIF first frame)."""
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+def decode_image(encoded: tf.Tensor) -> tf.Tensor:
+    """Encoded image bytes -> [H, W, 3] uint8 RGB (JPEG, PNG, BMP, GIF first frame)."""
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
     return image
 
 
-def read_label_colours(path: tf.Tensor) -> tf.Tensor:
-    """Label PNG -> [H, W, 3] uint8 colours (palette entries for indexed PNGs, (v,v,v) for grey)."""
-    colours = tf.io.decode_png(tf.io.read_file(path), channels=3)
+def read_image(path: tf.Tensor) -> tf.Tensor:
+    """Image file -> [H, W, 3] uint8 RGB (JPEG, PNG, BMP, GIF first frame)."""
+    return decode_image(tf.io.read_file(path))
+
+
+def decode_label_colours(encoded: tf.Tensor) -> tf.Tensor:
+    """Label PNG bytes -> [H, W, 3] uint8 colours (palette entries for indexed PNGs, (v,v,v)
+    for grey)."""
+    colours = tf.io.decode_png(encoded, channels=3)
     colours.set_shape([None, None, 3])
     return colours
+
+
+def read_label_colours(path: tf.Tensor) -> tf.Tensor:
+    """Label PNG file -> [H, W, 3] uint8 colours, see `decode_label_colours`."""
+    return decode_label_colours(tf.io.read_file(path))
 
 
 def colour_mask(colours: tf.Tensor, colour: tf.Tensor) -> tf.Tensor:

@@ -6,6 +6,7 @@ training path can then trust the files it is given.
 
 from __future__ import annotations
 
+import io
 import os
 from typing import NamedTuple, Tuple, Union
 
@@ -22,41 +23,61 @@ class Problem(NamedTuple):
 _JPEG_EOI = b"\xff\xd9"
 
 
-def check_image(path: str, mode: str = "decode") -> Union[Tuple[int, int], Problem]:
+def _open(path_or_bytes):
+    if isinstance(path_or_bytes, bytes):
+        return io.BytesIO(path_or_bytes)
+    return path_or_bytes
+
+
+def _exists(path_or_bytes) -> bool:
+    return isinstance(path_or_bytes, bytes) or os.path.isfile(path_or_bytes)
+
+
+def check_image(path, mode: str = "decode") -> Union[Tuple[int, int], Problem]:
     """(width, height) of a readable image, or the `Problem` with it.
 
     Args:
-        path: image file.
+        path: image file, or its encoded bytes (TFDS sources).
         mode: "decode" decodes every pixel (finds any corruption PIL finds); "header" reads only
             the header and, for JPEG, checks the end-of-image marker (fast, for COCO-size sets).
     """
-    if not os.path.isfile(path):
+    if not _exists(path):
         return Problem("missing image")
     try:
-        with Image.open(path) as image:
+        with Image.open(_open(path)) as image:
             size = image.size
             fmt = image.format
             if mode == "decode":
                 image.load()
             elif fmt == "JPEG":
-                with open(path, "rb") as f:
-                    f.seek(-2, os.SEEK_END)
-                    if f.read(2) != _JPEG_EOI:
-                        return Problem("corrupt image", "truncated JPEG: no end-of-image marker")
+                if isinstance(path, bytes):
+                    tail = path[-2:]
+                else:
+                    with open(path, "rb") as f:
+                        f.seek(-2, os.SEEK_END)
+                        tail = f.read(2)
+                if tail != _JPEG_EOI:
+                    return Problem("corrupt image", "truncated JPEG: no end-of-image marker")
     except (OSError, SyntaxError, ValueError) as e:
-        return Problem("corrupt image", f"{type(e).__name__}: {str(e).replace(path, '')}")
+        return Problem("corrupt image", f"{type(e).__name__}: {_strip(e, path)}")
     if fmt not in ("JPEG", "PNG", "BMP", "GIF"):
         return Problem("unsupported image format", str(fmt))
     return size
 
 
-def read_mask(path: str):
-    """PIL mask -> (mode, uint8 array [H, W], palette [256, 3] uint8 or None), or a `Problem`."""
+def _strip(error, path) -> str:
+    """The error message without the path (the report prints the path once)."""
+    return str(error) if isinstance(path, bytes) else str(error).replace(path, "")
+
+
+def read_mask(path):
+    """PIL mask (file or encoded bytes) -> (mode, uint8 array [H, W], palette [256, 3] uint8 or
+    None), or a `Problem`."""
     import numpy as np
-    if not os.path.isfile(path):
+    if not _exists(path):
         return Problem("missing mask")
     try:
-        with Image.open(path) as mask:
+        with Image.open(_open(path)) as mask:
             if mask.format != "PNG":
                 return Problem("mask is not a PNG", str(mask.format))
             mode = mask.mode
@@ -72,5 +93,5 @@ def read_mask(path: str):
                 raw = (list(raw) + [0] * 768)[:768]
                 palette = np.asarray(raw, np.uint8).reshape(256, 3)
     except (OSError, SyntaxError, ValueError) as e:
-        return Problem("corrupt mask", f"{type(e).__name__}: {str(e).replace(path, '')}")
+        return Problem("corrupt mask", f"{type(e).__name__}: {_strip(e, path)}")
     return mode, array, palette

@@ -44,10 +44,13 @@ VOID = config.VOID_LABEL
 
 @dataclasses.dataclass
 class VideoSequence:
-    """An annotated video: `frames` = [(image path, mask path)] of its annotated frames, in order."""
+    """An annotated video: `frames` = [(image, mask)] of its annotated frames, in order, each a
+    file path, or encoded bytes for in-memory sources (TFDS); `frame_names` = [(image name,
+    mask name)] used in reports (default: the paths)."""
     name: str
     frames: List[tuple]
     mask_dir: str = ""
+    frame_names: Optional[List[tuple]] = None
 
 
 @dataclasses.dataclass
@@ -59,18 +62,18 @@ class _FrameInfo:
     grey: bool = False
 
 
-def _scan_frame(image_path: str, mask_path: str, check_images: str, report: DataReport):
-    image_size = check_image(image_path, check_images)
+def _scan_frame(image, mask, names, check_images: str, report: DataReport):
+    image_size = check_image(image, check_images)
     if isinstance(image_size, Problem):
-        report.skip(image_size.problem, image_path, image_size.detail)
+        report.skip(image_size.problem, names[0], image_size.detail)
         return _FrameInfo(False)
-    loaded = read_mask(mask_path)
+    loaded = read_mask(mask)
     if isinstance(loaded, Problem):
-        report.skip(loaded.problem, mask_path, loaded.detail)
+        report.skip(loaded.problem, names[1], loaded.detail)
         return _FrameInfo(False)
     mode, array, palette = loaded
     if (array.shape[1], array.shape[0]) != tuple(image_size):
-        report.skip("mask size differs from image size", mask_path,
+        report.skip("mask size differs from image size", names[1],
                     f"mask {array.shape[1]}x{array.shape[0]}, image {image_size[0]}x{image_size[1]}")
         return _FrameInfo(False)
     ids = {}
@@ -85,7 +88,7 @@ def _scan_frame(image_path: str, mask_path: str, check_images: str, report: Data
         present = [0] + sorted(ids)
         colours = {tuple(palette[v]) for v in present}
         if len(colours) != len(present):
-            report.skip("palette gives two labels the same colour", mask_path)
+            report.skip("palette gives two labels the same colour", names[1])
             return _FrameInfo(False)
     return _FrameInfo(True, ids, tuple(image_size), palette, mode == "L")
 
@@ -107,6 +110,7 @@ class VideoSource:
         check_images: "decode" (default) or "header", see `osmn.data.images.check_image`.
         randomize_guide: visual guide from a random eligible frame of the object (per epoch).
         progress: show a progress bar while scanning.
+        encoded: the frames are encoded bytes held in memory, not file paths (TFDS).
 
     Attributes:
         num_samples: int.
@@ -114,18 +118,20 @@ class VideoSource:
 
     def __init__(self, sequences: List[VideoSequence], report: DataReport,
                  check_images: str = "decode", randomize_guide: bool = False,
-                 progress: bool = False, workers: int = 4):
+                 progress: bool = False, workers: int = 4, encoded: bool = False):
         self.report = report
+        self._read = (lambda x: x) if encoded else tf.io.read_file
         self.randomize_guide = randomize_guide
         frame_images, frame_masks = [], []
         palettes, has_void = [], []
         samples = []  # (frame t, previous frame, sequence, object row)
         obj_first, obj_candidates = [], []
         self.objects: Dict[str, List[int]] = {}  # sequence name -> object ids with samples
-        jobs = [(s, f) for s in sequences for f in s.frames]
+        jobs = [(f, n) for s in sequences for f, n in zip(s.frames, s.frame_names or s.frames)]
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             infos = list(_progress(
-                pool.map(lambda j: _scan_frame(j[1][0], j[1][1], check_images, report), jobs),
+                pool.map(lambda j: _scan_frame(j[0][0], j[0][1], j[1], check_images, report),
+                         jobs),
                 len(jobs), progress))
         cursor = 0
         for seq in sequences:
@@ -151,12 +157,12 @@ class VideoSource:
                     table[1] = VOID
             else:
                 table = palette.copy()
+            names = seq.frame_names or seq.frames
             for i in valid:  # a frame whose palette disagrees on a present id is unusable
                 info = infos_seq[i]
                 if info.palette is not None and any(
                         tuple(info.palette[v]) != tuple(table[v]) for v in [0, *info.ids]):
-                    report.skip("palette differs from the sequence's first mask",
-                                seq.frames[i][1])
+                    report.skip("palette differs from the sequence's first mask", names[i][1])
                     info.ok = False
             valid = [i for i in valid if infos_seq[i].ok]
             if binary:
@@ -219,7 +225,7 @@ class VideoSource:
         return candidates[pick]
 
     def _object_mask(self, frame, seq, obj):
-        colours = decode.read_label_colours(self._frame_masks[frame])
+        colours = decode.decode_label_colours(self._read(self._frame_masks[frame]))
         return colours, decode.colour_mask(colours, self._palettes[seq, obj])
 
     def make_sample(self, index: tf.Tensor, seed: tf.Tensor, height, width):
@@ -237,7 +243,7 @@ class VideoSource:
         """
         t, prev, seq, obj, obj_row = tf.unstack(self._samples[index])
         seeds = augment.split_seed(seed, 3)
-        image = decode.read_image(self._frame_images[t])
+        image = decode.decode_image(self._read(self._frame_images[t]))
         colours, label = self._object_mask(t, seq, obj)
         void = decode.colour_mask(colours, self._palettes[seq, VOID]) * tf.cast(
             self._has_void[seq], tf.float32)
@@ -245,7 +251,7 @@ class VideoSource:
         g = self.guide_frame(obj_row, seeds[0])
         _, guide_mask = self._object_mask(g, seq, obj)
         visual, _ = augment.train_visual_guide(
-            decode.read_image(self._frame_images[g]), guide_mask, seeds[1])
+            decode.decode_image(self._read(self._frame_images[g])), guide_mask, seeds[1])
         image = to_model_input(resize_image(image, height, width))
         label = resize_mask(label, height, width)
         void = resize_mask(void, height, width)
