@@ -40,9 +40,25 @@ def _fold(seed: tf.Tensor, value) -> tf.Tensor:
 
 def build_source(train_config: TrainConfig, data_dir: str, report: DataReport,
                  annotation_file: Optional[str] = None, split: str = "train",
-                 check_images: Optional[str] = None, progress: bool = False):
-    """The sample table of `train_config.source` under `data_dir` (scans files once)."""
+                 check_images: Optional[str] = None, progress: bool = False,
+                 tfds_data_dir: Optional[str] = None):
+    """The sample table of `train_config.source` under `data_dir` (scans files once).
+
+    `data_dir="tfds:<name>"` reads a locally prepared TFDS data set instead (see
+    `osmn.data.tfds_sources`).
+    """
     source = train_config.source
+    if str(data_dir).startswith("tfds:"):
+        from osmn.data import tfds_sources
+        name = str(data_dir)[len("tfds:"):]
+        if source == "davis":
+            return tfds_sources.davis_tfds_source(name, split, tfds_data_dir,
+                                                  train_config.randomize_guide, report,
+                                                  check_images or "decode", progress)
+        if source == "coco":
+            return tfds_sources.coco_tfds_source(name, split, tfds_data_dir, report, progress)
+        from osmn.errors import UserError
+        raise UserError(f"source {source!r} has no TFDS reader (TFDS sources: davis, coco)")
     if source == "davis":
         from osmn.data.davis import davis_source
         return davis_source(data_dir, split, train_config.randomize_guide, report,
@@ -93,6 +109,7 @@ def training_dataset(train_config: TrainConfig, data_dir: str, start_batch: int 
                      annotation_file: Optional[str] = None, split: str = "train",
                      with_void: bool = False, report: Optional[DataReport] = None,
                      check_images: Optional[str] = None, progress: bool = False,
+                     tfds_data_dir: Optional[str] = None,
                      num_parallel_calls=tf.data.AUTOTUNE, prefetch: int = 2) -> tf.data.Dataset:
     """Batched, infinite training data of `train_config.source`.
 
@@ -102,7 +119,8 @@ def training_dataset(train_config: TrainConfig, data_dir: str, start_batch: int 
         data_dir: data set root. COCO: folder with `annotations/instances_<split>2017.json` and
             `<split>2017/`; DAVIS: folder with `JPEGImages/480p`, `Annotations/480p`, `ImageSets`;
             YouTube-VOS: folder with `<split>/JPEGImages`, `<split>/Annotations`,
-            `<split>/meta.json`.
+            `<split>/meta.json`. "tfds:<name>" (e.g. "tfds:davis/480p",
+            "tfds:coco/2017_panoptic") reads a TFDS data set prepared in `tfds_data_dir`.
         start_batch: int >= 0. The first batch yielded is batch `start_batch` of a run from 0.
         annotation_file: COCO only: an explicit instances JSON (images under `data_dir`).
         split: "train" (default) or another split name of the data set.
@@ -112,6 +130,7 @@ def training_dataset(train_config: TrainConfig, data_dir: str, start_batch: int 
         check_images: "decode" or "header" check of every image while indexing (default:
             decode for videos, header for COCO).
         progress: progress bar while indexing.
+        tfds_data_dir: TFDS data folder for "tfds:" sources (default ~/tensorflow_datasets).
 
     Returns:
         `tf.data.Dataset` of (inputs, label) [or (inputs, label, void)]:
@@ -129,7 +148,7 @@ def training_dataset(train_config: TrainConfig, data_dir: str, start_batch: int 
         raise UserError(f"start_batch must be >= 0, got {start_batch}")
     report = report if report is not None else DataReport(train_config.source)
     source = build_source(train_config, data_dir, report, annotation_file, split,
-                          check_images, progress)
+                          check_images, progress, tfds_data_dir)
     logger.info("%s", report.summary())
     ds = sample_stream(source, train_config, start_batch, num_parallel_calls)
     # A sample whose file fails to decode despite the index checks is dropped; its batch then
