@@ -193,6 +193,12 @@ def test_mask_objects_palette_ids_and_void(tmp_path):
     masks = mask_objects(str(tmp_path / "m.png"))
     assert sorted(masks) == [1, 2]
     assert masks[1].sum() == 4 and masks[2].sum() == 6
+    Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(tmp_path / "rgb.png")
+    with pytest.raises(UserError, match="rgb.png: mask is a RGB image"):
+        mask_objects(str(tmp_path / "rgb.png"))
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG truncated")
+    with pytest.raises(UserError, match="bad.png: unreadable mask"):
+        mask_objects(str(tmp_path / "bad.png"))
 
 
 def test_coco_objects_from_the_sample_annotations():

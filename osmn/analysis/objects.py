@@ -61,12 +61,18 @@ def mask_objects(path: str) -> dict:
     Same reading rule as inference: palette or grey PNG values are object ids, 0 is background
     and 255 void, except that a mask whose only values are 0 and 255 is one binary object.
     """
-    from osmn.data.images import read_mask  # noqa: PLC0415 (shared PNG checks)
-
-    result = read_mask(path)
-    if isinstance(result, str):
-        raise UserError(f"{path}: {result}")
-    labels = result[1]
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: mask file not found")
+    try:
+        with Image.open(path) as image:
+            mode = image.mode
+            if mode not in ("P", "L", "1"):
+                raise UserError(f"{path}: mask is a {mode} image; expected a palette or grey PNG")
+            labels = np.asarray(image.convert("L") if mode == "1" else image, np.uint8)
+    except UserError:
+        raise
+    except Exception as error:  # PIL raises several types for corrupt files.
+        raise UserError(f"{path}: unreadable mask ({type(error).__name__})") from error
     values = set(np.unique(labels).tolist())
     if values <= {0, 255}:
         return {1: labels == 255} if 255 in values else {}
