@@ -57,6 +57,7 @@ PAPER_TABLE3 = {"full": 52.5, "no_visual": 33.0, "no_spatial": 40.1}
 FAMILIES = ("distractor", "twin")
 BASELINE = "copy_first_mask"
 CALIBRATION_STEPS = (10, 30)  # the full model's first two chunks, timed to size the third
+LOSS_WINDOW = 50  # steps averaged for the reported start and end losses
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,16 +176,21 @@ def train_variant(s: AblationSettings, variant: str, train_root, run_dir,
     """Train one variant with `osmn.training.train`; `steps=None` fills `budget_seconds`.
 
     Returns:
-        dict with steps, seconds, loss, model path.
+        dict: steps, train_seconds, loss_start / loss_end (mean total loss, summed over pixels,
+        of the first and the last LOSS_WINDOW steps), model path.
     """
     from osmn.data import training_dataset  # noqa: PLC0415
     from osmn.training import train  # noqa: PLC0415
 
+    history = []
+
     def run(total, decay_at=None):
         config = train_config(s, variant, total, decay_at)
-        return train(config, run_dir, lambda start: training_dataset(
+        result = train(config, run_dir, lambda start: training_dataset(
             config, str(train_root), start_batch=start), summary_every=0, progress=progress,
             log=log)
+        history.extend(result.losses)
+        return result
 
     started = time.perf_counter()
     if steps is not None:
@@ -210,7 +216,9 @@ def train_variant(s: AblationSettings, variant: str, train_root, run_dir,
             result = run(total, max(first + second + 1, int(round(s.decay_fraction * total))))
     seconds = time.perf_counter() - started
     return {"steps": int(result.step), "train_seconds": round(seconds, 1),
-            "last_loss": float(result.loss), "model": str(pathlib.Path(run_dir) / "model.keras")}
+            "loss_start": round(float(np.mean(history[:LOSS_WINDOW])), 1),
+            "loss_end": round(float(np.mean(history[-LOSS_WINDOW:])), 1),
+            "model": str(pathlib.Path(run_dir) / "model.keras")}
 
 
 def segment_set(model, eval_root, sequences: Sequence[str], results_dir, progress: bool):

@@ -89,7 +89,8 @@ def test_tiny_ablation_end_to_end(tmp_path):
             scores = entry["families"][family]
             assert 0.0 <= scores["J_mean"] <= 100.0 and 0.0 <= scores["others_hit_pct"] <= 100.0
         if name != "copy_first_mask":
-            assert entry["steps"] == 2 and np.isfinite(entry["last_loss"])
+            assert entry["steps"] == 2
+            assert np.isfinite(entry["loss_start"]) and np.isfinite(entry["loss_end"])
     # Copying the first mask keeps the target's first-frame pixels: J > 0, no other object hit.
     baseline = report["variants"]["copy_first_mask"]["families"]
     assert baseline["twin"]["J_mean"] > 0 and baseline["twin"]["others_hit_pct"] == 0.0
@@ -100,6 +101,21 @@ def test_tiny_ablation_end_to_end(tmp_path):
         assert (tmp_path / "work/runs" / variant / "model.keras").is_file()
         pngs = list((tmp_path / "work/results" / variant / "twin").glob("*/*.png"))
         assert len(pngs) == ablation.QUICK.frames
+
+
+@pytest.mark.slow
+def test_time_budget_trains_the_timed_chunks_then_fills_the_budget(tmp_path):
+    """A budget already spent by the two timed chunks stops after them (10 + 30 steps)."""
+    from osmn.data import synthetic
+    s = dataclasses.replace(ablation.QUICK, steps=None, minutes_per_variant=0.001)
+    root = synthetic.write_davis(tmp_path / "train", {"train": synthetic.generate_videos(
+        "twin", 1, 0, s.frames, s.height, s.width)})
+    messages = []
+    entry = ablation.train_variant(s, "no_spatial", root, tmp_path / "run", None, 0.06, False,
+                                   log=messages.append)
+    assert entry["steps"] == sum(ablation.CALIBRATION_STEPS)
+    assert any("s/step" in m and "more steps" in m for m in messages)
+    assert (tmp_path / "run" / "model.keras").is_file()
 
 
 def test_script_rejects_bad_flags(tmp_path):
