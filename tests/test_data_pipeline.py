@@ -110,3 +110,24 @@ def test_with_void_and_report(davis_sample):
 def test_negative_start_batch_is_user_error(davis_sample):
     with pytest.raises(UserError, match="start_batch"):
         training_dataset(davis_cfg(), str(davis_sample), start_batch=-1)
+
+
+def test_file_failing_at_run_time_drops_its_batch_only(tmp_path):
+    # A file that passed the index checks but fails later (here: deleted after the build)
+    # drops the batches that need it; training goes on with full batches of one size each.
+    root = write_davis17(tmp_path / "d17", names=("a", "b"), n=4)
+    cfg = davis_cfg(batch_size=2, image_sizes=((32, 48), (48, 64)), randomize_guide=False)
+    reference = batches(cfg, root, 24)  # four epochs
+    ds = training_dataset(cfg, str(root))
+    (root / "JPEGImages/480p/a/00003.jpg").unlink()  # target frame of 2 of the 12 samples
+    damaged = [tf.nest.map_structure(lambda t: t.numpy(), b) for b in ds.take(12)]
+    assert len(damaged) == 12
+    for inputs, label in damaged:
+        assert inputs["image"].shape[0] == 2 and label.shape[0] == 2
+    # Every batch that arrives is a batch of the undamaged run, in order, with some skipped.
+    positions = []
+    for batch in damaged:
+        matches = [i for i, ref in enumerate(reference) if not differ(batch, ref)]
+        assert matches, "a damaged-run batch is not a batch of the reference run"
+        positions.append(matches[0])
+    assert positions == sorted(positions) and len(set(positions)) == 12 and positions[-1] > 11
