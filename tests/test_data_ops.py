@@ -4,7 +4,6 @@ Decoding (images, palette masks by colour, COCO RLE), the training visual guide 
 rotation, flip), the perturbed spatial guide's statistics.
 """
 
-import io
 
 import numpy as np
 import pytest

@@ -11,7 +11,6 @@ import tensorflow as tf
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from osmn import config
 from osmn.config import RECIPES
 from osmn.data import DataReport, training_dataset
 from osmn.data.coco import coco_source

@@ -124,7 +124,7 @@ class VideoSource:
         self.randomize_guide = randomize_guide
         frame_images, frame_masks = [], []
         palettes, has_void = [], []
-        samples = []  # (frame t, previous frame, sequence, object row)
+        samples = []  # (frame t, previous frame, sequence row, object id, object row)
         obj_first, obj_candidates = [], []
         self.objects: Dict[str, List[int]] = {}  # sequence name -> object ids with samples
         jobs = [(f, n) for s in sequences for f, n in zip(s.frames, s.frame_names or s.frames)]
@@ -160,7 +160,10 @@ class VideoSource:
             names = seq.frame_names or seq.frames
             for i in valid:  # a frame whose palette disagrees on a present id is unusable
                 info = infos_seq[i]
-                if info.palette is not None and any(
+                if info.palette is None and not grey:
+                    report.skip("grey mask in a sequence of palette masks", names[i][1])
+                    info.ok = False
+                elif info.palette is not None and any(
                         tuple(info.palette[v]) != tuple(table[v]) for v in [0, *info.ids]):
                     report.skip("palette differs from the sequence's first mask", names[i][1])
                     info.ok = False
