@@ -69,6 +69,8 @@ flags.DEFINE_bool("randomize_guide", None, "Video sources: visual guide from a r
 flags.DEFINE_bool("imagenet_init", None, "Initialise both VGG16s from ImageNet (stage 1).")
 flags.DEFINE_string("imagenet_weights", None, "ImageNet VGG16 weights: a Keras .h5 file or a "
                     "TF-slim vgg_16 checkpoint prefix; unset = Keras' download (needs internet).")
+flags.DEFINE_bool("he_init", None, "From scratch only: He-normal VGG16 kernels instead of "
+                  "N(0, 0.001) (ours, for the CPU demo; the paper starts from ImageNet).")
 flags.DEFINE_string("init_checkpoint", None, "Start from this model (.keras file or a run "
                     "directory holding model.keras), e.g. the stage-1 run for stage 2.")
 
@@ -128,7 +130,7 @@ def config_from_flags() -> TrainConfig:
     changes = {}
     for flag, field in (("source", "source"), ("batch_size", "batch_size"), ("steps", "steps"),
                         ("seed", "seed"), ("randomize_guide", "randomize_guide"),
-                        ("imagenet_init", "imagenet_init"),
+                        ("imagenet_init", "imagenet_init"), ("he_init", "he_init"),
                         ("init_checkpoint", "init_checkpoint"),
                         ("checkpoint_every", "checkpoint_every"), ("keep", "keep_checkpoints")):
         if getattr(FLAGS, flag) is not None:

@@ -41,6 +41,7 @@ def write_text_atomically(path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a config is for everyone to read.
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

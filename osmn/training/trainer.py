@@ -102,6 +102,9 @@ def initialise(model: OSMN, train_config: TrainConfig, imagenet_weights=None,
         imagenet_weights: None (Keras' VGG16 download), a local `.h5` or a TF-slim `vgg_16`
             checkpoint; see `osmn.model.imagenet.load_imagenet_vgg16`.
     """
+    if train_config.he_init and not (train_config.imagenet_init or train_config.init_checkpoint):
+        he_initialise_vgg(model, train_config.seed)
+        log("VGG16 conv/fc6/fc7 kernels of both networks drawn from He-normal (--he_init)")
     if train_config.imagenet_init:
         # Imported lazily: the converter pulls in keras.applications and only stage 1 needs it.
         from osmn.model.imagenet import load_imagenet_vgg16
@@ -110,6 +113,22 @@ def initialise(model: OSMN, train_config: TrainConfig, imagenet_weights=None,
     if train_config.init_checkpoint:
         copy_weights(model, load_osmn(train_config.init_checkpoint), log=log)
         log(f"initialised from {train_config.init_checkpoint}")
+
+
+def he_initialise_vgg(model: OSMN, seed: int) -> None:
+    """Redraw the VGG16 kernels of both networks from He-normal (`TrainConfig.he_init`).
+
+    Touches conv1_1..conv5_3 of the segmentation network and of the visual modulator and the
+    modulator's fc6/fc7; fc8 keeps its zero weights (gamma = 1), and the side, fusion and
+    spatial-modulator convs keep N(0, 0.001), as in the original.
+    """
+    layers = list(model.segmentation_network.trunk_layers())
+    if model.visual_modulator is not None:
+        vm = model.visual_modulator
+        layers += [conv for block in vm.conv_blocks for conv in block] + [vm.fc6, vm.fc7]
+    for i, layer in enumerate(layers):
+        initializer = keras.initializers.HeNormal(seed=seed * 1000 + i)
+        layer.kernel.assign(initializer(layer.kernel.shape, layer.kernel.dtype))
 
 
 def _check_resumable(run_dir, train_config: TrainConfig) -> None:
