@@ -112,7 +112,7 @@ def test_negative_start_batch_is_user_error(davis_sample):
         training_dataset(davis_cfg(), str(davis_sample), start_batch=-1)
 
 
-def test_file_failing_at_run_time_drops_its_batch_only(tmp_path):
+def test_file_failing_at_run_time_drops_its_batch_only(tmp_path, capfd):
     # A file that passed the index checks but fails later (here: deleted after the build)
     # drops the batches that need it; training goes on with full batches of one size each.
     root = write_davis17(tmp_path / "d17", names=("a", "b"), n=4)
@@ -131,3 +131,4 @@ def test_file_failing_at_run_time_drops_its_batch_only(tmp_path):
         assert matches, "a damaged-run batch is not a batch of the reference run"
         positions.append(matches[0])
     assert positions == sorted(positions) and len(set(positions)) == 12 and positions[-1] > 11
+    assert "dropped: a sample failed to decode" in capfd.readouterr().err  # and said so

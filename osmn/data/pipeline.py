@@ -17,6 +17,7 @@ batches grouped by batch number), so a bad file never stops training and never m
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Optional
 
 import tensorflow as tf
@@ -159,15 +160,31 @@ def training_dataset(train_config: TrainConfig, data_dir: str, start_batch: int 
                             reduce_func=lambda _, window: window.batch(batch),
                             window_size=batch)
 
-    def finish(b, inputs, label, void):
-        inputs = {
-            "image": tf.ensure_shape(inputs["image"], [batch, None, None, 3]),
-            "visual_guide": tf.ensure_shape(inputs["visual_guide"], [batch, 224, 224, 3]),
-            "spatial_guide": tf.ensure_shape(inputs["spatial_guide"], [batch, None, None, 1]),
-        }
-        label = tf.ensure_shape(label, [batch, None, None, 1])
+    # Number each batch's gap to the previous one (stateless for tf.data: a scan), so that a
+    # dropped batch is reported even when TensorFlow's own C++ warnings are silenced.
+    ds = ds.scan(tf.constant(start_batch, tf.int64),
+                 lambda expected, element: (element[0][0] + 1,
+                                            (element, element[0][0] - expected)))
+
+    def finish(element, gap):
+        b, inputs, label, void = element
+        report_gap = tf.cond(
+            gap > 0,
+            lambda: tf.print("osmn.data: WARNING:", gap, "batch(es) before batch", b[0],
+                             "dropped: a sample failed to decode at run time (set "
+                             "TF_CPP_MIN_LOG_LEVEL=0 to see the file)", output_stream=sys.stderr),
+            tf.no_op)
+        with tf.control_dependencies([report_gap]):
+            inputs = {
+                "image": tf.ensure_shape(inputs["image"], [batch, None, None, 3]),
+                "visual_guide": tf.ensure_shape(inputs["visual_guide"], [batch, 224, 224, 3]),
+                "spatial_guide": tf.ensure_shape(inputs["spatial_guide"],
+                                                 [batch, None, None, 1]),
+            }
+            label = tf.ensure_shape(label, [batch, None, None, 1])
+            void = tf.ensure_shape(void, [batch, None, None, 1])
         if with_void:
-            return inputs, label, tf.ensure_shape(void, [batch, None, None, 1])
+            return inputs, label, void
         return inputs, label
 
     ds = ds.map(finish).prefetch(prefetch)
