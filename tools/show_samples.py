@@ -24,9 +24,13 @@ from absl import app, flags  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
 
 flags.DEFINE_enum("source", "davis", ["coco", "davis", "youtube_vos"], "Training source.")
-flags.DEFINE_string("data_dir", None, "Data set root (default: the shipped sample of --source).")
+flags.DEFINE_string("data_dir", None, "Data set root (default: the shipped sample of --source), "
+                    "or tfds:<name>.")
 flags.DEFINE_string("recipe", None, "Recipe in osmn.config.RECIPES (default: coco_stage1 for "
                     "coco, davis_stage2 otherwise); only its data settings are used.")
+flags.DEFINE_string("annotation_file", None, "COCO: explicit instances JSON.")
+flags.DEFINE_string("split", "train", "Data set split.")
+flags.DEFINE_string("tfds_data_dir", None, "TFDS data folder for --data_dir=tfds:<name>.")
 flags.DEFINE_integer("num_samples", 4, "Rows of the grid (the batch size used).")
 flags.DEFINE_integer("batch", 0, "Which batch of the stream to show (start_batch).")
 flags.DEFINE_integer("seed", None, "Override the recipe's seed.")
@@ -88,7 +92,9 @@ def main(argv):
         if FLAGS.seed is not None:
             changes["seed"] = FLAGS.seed
         train_config = RECIPES[name].replace(**changes)
-        ds = training_dataset(train_config, data_dir, start_batch=FLAGS.batch, with_void=True)
+        ds = training_dataset(train_config, data_dir, start_batch=FLAGS.batch, with_void=True,
+                              annotation_file=FLAGS.annotation_file, split=FLAGS.split,
+                              tfds_data_dir=FLAGS.tfds_data_dir)
         inputs, label, void = next(iter(ds))
         grid = sample_grid(inputs, label, void, FLAGS.cell)
         out = os.path.abspath(FLAGS.output)

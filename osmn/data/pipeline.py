@@ -66,8 +66,9 @@ def build_source(train_config: TrainConfig, data_dir: str, report: DataReport,
                             check_images or "decode", progress)
     if source == "youtube_vos":
         from osmn.data.youtube_vos import youtube_vos_source
+        # ~90k annotated frames in YouTube-VOS train: header checks by default, as for COCO.
         return youtube_vos_source(data_dir, split, train_config.randomize_guide, report,
-                                  check_images or "decode", progress)
+                                  check_images or "header", progress)
     from osmn.data.coco import coco_source
     return coco_source(data_dir, annotation_file, split, report, check_images or "header",
                        progress)
@@ -129,7 +130,7 @@ def training_dataset(train_config: TrainConfig, data_dir: str, start_batch: int 
         report: optional `DataReport` to fill (one is created otherwise); the dataset also
             carries it as `.report`.
         check_images: "decode" or "header" check of every image while indexing (default:
-            decode for videos, header for COCO).
+            decode for DAVIS, header for COCO and YouTube-VOS).
         progress: progress bar while indexing.
         tfds_data_dir: TFDS data folder for "tfds:" sources (default ~/tensorflow_datasets).
 

@@ -20,7 +20,7 @@ from osmn.errors import UserError
 
 
 def youtube_vos_source(root: str, split: str = "train", randomize_guide: bool = False,
-                       report: Optional[DataReport] = None, check_images: str = "decode",
+                       report: Optional[DataReport] = None, check_images: str = "header",
                        progress: bool = False) -> VideoSource:
     """Scan `<root>/<split>` into a `VideoSource`.
 
