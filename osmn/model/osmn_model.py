@@ -14,7 +14,7 @@ import keras
 from keras import ops
 
 from osmn.config import ModelConfig
-from osmn.model.segmentation_network import SegmentationNetwork
+from osmn.model.segmentation_network import GuideBias, SegmentationNetwork
 from osmn.model.spatial_modulator import SpatialModulator
 from osmn.model.visual_modulator import VisualModulator
 
@@ -101,7 +101,7 @@ class OSMN(keras.Model):
         gamma = gamma if self.visual_modulator is not None else None
         return self.segmentation_network(image, gamma, betas)
 
-    def segment_objects(self, image, spatial_guides, gammas):
+    def segment_objects(self, image, spatial_guides, gammas, fused_modulation=True):
         """Segment K objects in one frame with one batched pass (inference).
 
         The frame is NOT repeated K times: everything before the first modulation (by default
@@ -113,14 +113,49 @@ class OSMN(keras.Model):
             image: [1, H, W, 3] float32, BGR minus mean.
             spatial_guides: [K, H, W, 1] float32, one guide per object.
             gammas: [K, G], one gamma per object (from `modulate`, computed once per video).
+            fused_modulation: bool. Fold the spatial modulator into per-layer `GuideBias`es
+                so that each modulated layer's scale and bias run as one XLA-compiled pass
+                (`SegmentationNetwork`): the same values up to rounding, much faster
+                (docs/performance.md). Defaults to True.
 
         Returns:
             logits: [K, H, W, 1] float32.
         """
-        logits = self.segment(image, spatial_guides, gammas, training=False)
+        if fused_modulation and self.spatial_modulator is not None:
+            betas = self._guide_biases(spatial_guides)
+        else:
+            betas = self.spatial_biases(spatial_guides, training=False)
+        gammas = gammas if self.visual_modulator is not None else None
+        logits = self.segmentation_network(image, gammas, betas)
         # Without any modulator nothing depends on the object: broadcast the one map to K.
         shape = ops.shape(spatial_guides)
         return ops.broadcast_to(logits, (shape[0], shape[1], shape[2], 1))
+
+    def _guide_biases(self, spatial_guides):
+        """The spatial modulator in inference mode, folded: layer name -> `GuideBias`.
+
+        Block b's maps are relu(BN(pooled_guide * w)) with w the bias-free 1x1 conv from one
+        channel and BN an affine map per channel with the moving statistics, so layer i's beta
+        is relu(pooled_guide * scale + shift) with scale = w * g / sqrt(var + eps) and shift =
+        beta_bn - mean * g / sqrt(var + eps) (sliced to the layer's channels as the modulator
+        slices its maps). Same values as `spatial_biases(training=False)` up to rounding.
+        """
+        modulator = self.spatial_modulator
+        pooled = {1: spatial_guides}
+        for block in range(2, max(b for b, _, _ in modulator.blocks) + 1):
+            pooled[block] = modulator.pool(pooled[block - 1])
+        betas = {}
+        for (block, names, channels), conv, norm in zip(modulator.blocks, modulator.convs,
+                                                        modulator.norms):
+            inv = ops.rsqrt(ops.convert_to_tensor(norm.moving_variance) + norm.epsilon)
+            scale = ops.convert_to_tensor(norm.gamma) * inv
+            shift = ops.convert_to_tensor(norm.beta) - ops.convert_to_tensor(
+                norm.moving_mean) * scale
+            scale = ops.reshape(ops.convert_to_tensor(conv.kernel), (-1,)) * scale
+            for i, name in enumerate(names):
+                part = slice(i * channels, (i + 1) * channels)
+                betas[name] = GuideBias(pooled[block], scale[part], shift[part])
+        return betas
 
     def call(self, inputs, training=False):
         gamma = self.modulate(inputs["visual_guide"], training=training)

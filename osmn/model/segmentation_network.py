@@ -23,6 +23,8 @@ the visual scale, then the spatial bias: y = relu(conv(x)) * gamma_c + beta (ori
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import keras
 import tensorflow as tf
 
@@ -31,6 +33,39 @@ from osmn.config import ModelConfig
 from osmn.model.modulation import ChannelScale, SpatialBias
 from osmn.model.upsampling import BilinearUpsampling
 from osmn.model.vgg import build_vgg_conv_blocks, conv_initializer, max_pool, vgg_conv_blocks
+
+
+class GuideBias(NamedTuple):
+    """One layer's spatial bias, not yet evaluated: beta = relu(guide * scale + shift).
+
+    The spatial modulator in inference mode (batch norm with moving statistics) is exactly this
+    for each layer (`OSMN.segment_objects` folds its 1x1 conv and batch norm into scale and
+    shift), so the bias can be computed inside the modulation pass instead of being written
+    to and read back from memory.
+
+    Attributes:
+        guide: [B, h, w, 1] the spatial guide average-pooled to the layer's resolution.
+        scale, shift: [C] float32.
+    """
+
+    guide: tf.Tensor
+    scale: tf.Tensor
+    shift: tf.Tensor
+
+
+@tf.function(jit_compile=True, reduce_retracing=True)
+def _modulate(x, gamma, guide, scale, shift):
+    """x * gamma[b, c] + relu(guide[b, h, w] * scale[c] + shift[c]) as ONE XLA-compiled pass.
+
+    The same values as `ChannelScale` then `SpatialBias` on the spatial modulator's output,
+    which TF runs as many passes over full-size maps (and slowly in bfloat16); this is most of
+    the whole-frame saving of the modulated network (docs/performance.md). Computed in float32,
+    returned in x's dtype. XLA compiles once per shape.
+    """
+    y = tf.cast(x, tf.float32) * tf.cast(gamma, tf.float32)[:, None, None, :]
+    y += tf.nn.relu(tf.cast(guide, tf.float32) * tf.cast(scale, tf.float32)
+                    + tf.cast(shift, tf.float32))
+    return tf.cast(y, x.dtype)
 
 
 @keras.saving.register_keras_serializable(package="osmn")
@@ -44,7 +79,8 @@ class SegmentationNetwork(keras.layers.Layer):
         image: [B, H, W, 3] float32, BGR minus mean; any H, W >= 1. B may be 1 while gamma
             and betas have batch K: the image is then shared by the K objects.
         gamma: [B, G] scales, or None (no visual modulation).
-        betas: dict layer name -> [B, h, w, C] biases, or None (no spatial modulation).
+        betas: dict layer name -> [B, h, w, C] biases or `GuideBias` (inference: scale and
+            bias then run as one XLA-compiled pass), or None (no spatial modulation).
 
     Returns:
         logits: [B, H, W, 1] float32 (batch max(B, K) when broadcasting).
@@ -95,10 +131,19 @@ class SegmentationNetwork(keras.layers.Layer):
             for conv in convs:
                 x = conv(x)
                 name = conv.name
-                if gamma is not None and name in self.gamma_slices:
+                scaled = gamma is not None and name in self.gamma_slices
+                biased = betas is not None and name in betas
+                if scaled:
                     start, stop = self.gamma_slices[name]
+                if biased and isinstance(betas[name], GuideBias):
+                    beta = betas[name]
+                    scales = (gamma[:, start:stop] if scaled
+                              else tf.ones((1, conv.filters), x.dtype))
+                    x = _modulate(x, scales, beta.guide, beta.scale, beta.shift)
+                    continue
+                if scaled:
                     x = self.scale(x, gamma[:, start:stop])
-                if betas is not None and name in betas:
+                if biased:
                     x = self.bias(x, betas[name])
             if block in config.SIDE_OUTPUT_BLOCKS:
                 term = self._fused_side_output(block, x, image)
