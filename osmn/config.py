@@ -324,11 +324,11 @@ RECIPES = {
         name="davis_stage2", source="davis", batch_size=4, steps=50_000,
         lr_boundaries=(), lr_values=(1e-6,), image_sizes=_davis_sizes(DAVIS_TRAIN_SCALES),
         randomize_guide=True, model=ModelConfig(fix_bn=True)),
-    # A narrow model trained on the shipped sample sequence in about 10-15 CPU minutes: a demo
-    # of the machinery, not of the paper's accuracy (ours, not the authors': no ImageNet init,
-    # trained from scratch with He init, hence a learning rate far above the paper's). Width 1/16 gives
-    # 0.66M parameters (2.7 MB); the full-size 480x854 keeps it working at the sample video's
-    # own size, which is what tools/infer.py segments at by default. `data/sample.flags`.
+    # A narrow model trained on the shipped sample sequence in about 10 CPU minutes: a demo of
+    # the machinery, not of the paper's accuracy (ours, not the authors': no ImageNet init,
+    # trained from scratch with He init, hence a learning rate far above the paper's). Width
+    # 1/16 gives 0.66M parameters (2.8 MB); the full-size 480x854 keeps it working at the
+    # sample video's own size, which tools/infer.py segments at by default. `data/sample.flags`.
     "sample": TrainConfig(
         name="sample", source="davis", batch_size=2, steps=1200,
         lr_boundaries=(900,), lr_values=(5e-4, 1e-4), image_sizes=((240, 427), (480, 854)),

@@ -57,7 +57,7 @@ def prediction_panel(labels: np.ndarray, logits: np.ndarray) -> np.ndarray:
         [min(B, MAX_IMAGES), H, 2W, 1] float32 in [0, 1].
     """
     labels = np.asarray(labels, np.float32)[:MAX_IMAGES] > 0.5
-    probs = 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float32)[:MAX_IMAGES]))
+    probs = 0.5 * (1.0 + np.tanh(0.5 * np.asarray(logits, np.float32)[:MAX_IMAGES]))  # sigmoid
     return np.concatenate([probs, labels.astype(np.float32)], axis=2)
 
 

@@ -1,0 +1,202 @@
+"""Training loop: schedule, loss going down, non-finite loss, precision, summaries, resume."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from osmn.config import RECIPES, ModelConfig
+from osmn.data import training_dataset
+from osmn.model import load_osmn
+from osmn.training import TrainingDiverged, learning_rate_at, train
+from osmn.training.checkpoints import CONFIG_NAME, MODEL_NAME, RunCheckpoints
+from osmn.training.summaries import prediction_panel
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+TOOL = REPO / "tools" / "train.py"
+SAMPLE = REPO / "data" / "davis_sample"
+SIZE = (64, 96)
+
+
+def tiny_recipe(**changes):
+    base = RECIPES["sample"].replace(
+        batch_size=2, steps=4, image_sizes=(SIZE,), checkpoint_every=2, lr_boundaries=(),
+        lr_values=(1e-3,), model=ModelConfig(width_multiplier=1 / 16))
+    return base.replace(**changes)
+
+
+def fixed_batch_fn(recipe, batch):
+    """A dataset repeating one batch (inputs, label), whatever the start."""
+    return lambda start: tf.data.Dataset.from_tensors(batch).repeat()
+
+
+@pytest.fixture(scope="module")
+def sample_batch():
+    recipe = tiny_recipe()
+    return next(iter(training_dataset(recipe, str(SAMPLE), start_batch=0)))
+
+
+def test_learning_rate_is_piecewise_constant_over_steps():
+    recipe = RECIPES["coco_stage1"]  # 1e-5 for steps 0..199999, then 1e-6.
+    assert float(learning_rate_at(recipe, 0)) == pytest.approx(1e-5)
+    assert float(learning_rate_at(recipe, 199_999)) == pytest.approx(1e-5)
+    assert float(learning_rate_at(recipe, 200_000)) == pytest.approx(1e-6)
+    assert float(learning_rate_at(RECIPES["davis_stage2"], 10)) == pytest.approx(1e-6)
+
+
+def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tmp_path, sample_batch):
+    recipe = tiny_recipe(steps=25, lr_values=(1e-3,), checkpoint_every=25, he_init=False)
+    result = train(recipe, tmp_path, fixed_batch_fn(recipe, sample_batch), summary_every=0,
+                   progress=False)
+    assert len(result.losses) == 25 and all(np.isfinite(result.losses))
+    assert np.mean(result.losses[-3:]) < 0.8 * result.losses[0], result.losses
+    # The run directory holds the config, the checkpoint and a loadable model.
+    assert json.loads((tmp_path / CONFIG_NAME).read_text())["steps"] == 25
+    assert result.checkpoint.endswith("ckpt-25")
+    model = load_osmn(tmp_path / MODEL_NAME)
+    assert model.config_.width_multiplier == pytest.approx(1 / 16)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, sample_batch):
+    # Step 4 runs at an absurd learning rate: its weights blow up and step 5's loss overflows.
+    recipe = tiny_recipe(steps=8, checkpoint_every=2, lr_boundaries=(3,),
+                         lr_values=(1e-4, 1e30))
+    with pytest.raises(TrainingDiverged, match=r"loss is (nan|inf) at step 5.*ckpt-4"):
+        train(recipe, tmp_path, fixed_batch_fn(recipe, sample_batch), summary_every=0,
+              progress=False)
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert "ckpt-4.index" in names and not any(n.startswith("ckpt-6") for n in names)
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-4")
+    weights = load_osmn(tmp_path / MODEL_NAME).get_weights()
+    assert all(np.isfinite(w).all() for w in weights)
+
+
+def test_refuses_to_overwrite_a_run_without_resume(tmp_path, sample_batch):
+    recipe = tiny_recipe(steps=2)
+    train(recipe, tmp_path, fixed_batch_fn(recipe, sample_batch), summary_every=0,
+          progress=False)
+    from osmn.errors import UserError
+    with pytest.raises(UserError, match="already holds checkpoints"):
+        train(recipe, tmp_path, fixed_batch_fn(recipe, sample_batch), resume=False,
+              summary_every=0, progress=False)
+    other = recipe.replace(model=ModelConfig(width_multiplier=1 / 8), steps=3)
+    with pytest.raises(UserError, match="another model"):
+        train(other, tmp_path, fixed_batch_fn(other, sample_batch), summary_every=0,
+              progress=False)
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_trains(tmp_path, sample_batch, precision):
+    recipe = tiny_recipe(steps=2)
+    result = train(recipe, tmp_path, fixed_batch_fn(recipe, sample_batch), precision=precision,
+                   summary_every=0, progress=False)
+    assert all(np.isfinite(result.losses))
+    model = load_osmn(tmp_path / MODEL_NAME)
+    assert model.dtype_policy.name == precision
+    if precision == "mixed_float16":  # loss scaling is part of the checkpoint
+        reader = tf.train.load_checkpoint(result.checkpoint)
+        assert any("dynamic_scale" in k for k in reader.get_variable_to_shape_map())
+
+
+def test_summaries_hold_loss_learning_rate_and_images(tmp_path, sample_batch):
+    recipe = tiny_recipe(steps=2)
+    train(recipe, tmp_path, fixed_batch_fn(recipe, sample_batch), summary_every=1,
+          progress=False)
+    events = list((tmp_path / "summaries" / "train").glob("events.out.tfevents.*"))
+    tags = {}
+    for record in tf.data.TFRecordDataset([str(e) for e in events]):
+        event = tf.compat.v1.Event.FromString(record.numpy())
+        for value in event.summary.value:
+            tags.setdefault(value.tag, []).append(event.step)
+            if value.tag == "probability_vs_label":
+                # [width, height, png, png]: the probability | label panel of 2 samples.
+                tensor = tf.make_ndarray(value.tensor)
+                assert tensor[:2].tolist() == [str(2 * SIZE[1]).encode(), str(SIZE[0]).encode()]
+                assert len(tensor) == 2 + 2
+    assert tags["loss"] == [1, 2] and tags["learning_rate"] == [1, 2]
+    assert tags["probability_vs_label"] == [1, 2]
+
+
+def test_prediction_panel_puts_probability_beside_label():
+    labels = np.zeros((1, 2, 3, 1)); labels[0, 0, 0] = 1
+    panel = prediction_panel(labels, np.zeros((1, 2, 3, 1)))
+    assert panel.shape == (1, 2, 6, 1)
+    np.testing.assert_allclose(panel[0, :, :3, 0], 0.5)
+    assert panel[0, 0, 3, 0] == 1 and panel[0, :, 4:, 0].sum() == 0
+
+
+def _run_tool(*args):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True,
+                          env=env, cwd=REPO, timeout=300)
+
+
+TOOL_ARGS = ["--recipe=sample", f"--data_dir={SAMPLE}", "--width_multiplier=0.0625",
+             f"--image_sizes={SIZE[0]}x{SIZE[1]}", "--batch_size=2", "--checkpoint_every=2",
+             "--summary_every=0", "--noprogress", "--lr=1e-3", "--lr_boundaries=", "--seed=3"]
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_identical_weights(tmp_path):
+    """6 steps in one process == 3 steps, then a new process resuming to 6 (bit for bit)."""
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    done = _run_tool(*TOOL_ARGS, f"--train_dir={whole}", "--steps=6")
+    assert done.returncode == 0, done.stderr
+    first = _run_tool(*TOOL_ARGS, f"--train_dir={split}", "--steps=3")
+    assert first.returncode == 0, first.stderr
+    second = _run_tool(*TOOL_ARGS, f"--train_dir={split}", "--steps=6")
+    assert second.returncode == 0, second.stderr
+    assert "resumed from" in second.stderr and "at step 3" in second.stderr
+    assert "trained 3 steps (to step 6)" in second.stdout
+    saved = json.loads((split / CONFIG_NAME).read_text())
+    assert saved["steps"] == 6 and saved["seed"] == 3 and saved["image_sizes"] == [list(SIZE)]
+    a = tf.train.load_checkpoint(str(whole / "checkpoints" / "ckpt-6"))
+    b = tf.train.load_checkpoint(str(split / "checkpoints" / "ckpt-6"))
+    names = [n for n in a.get_variable_to_shape_map() if n != "_CHECKPOINTABLE_OBJECT_GRAPH"]
+    assert sorted(names) == sorted(n for n in b.get_variable_to_shape_map()
+                                   if n != "_CHECKPOINTABLE_OBJECT_GRAPH")
+    # Model variables (batch-norm statistics and dropout RNG states included), Adam slots,
+    # iteration counters and the step: all equal. Only `save_counter` (how many saves this run
+    # directory has seen: 3 vs 4, the split run also saved at its end, step 3) may differ.
+    assert any("model_variables" in n for n in names) and any("optimizer" in n for n in names)
+    assert int(a.get_tensor("save_counter/.ATTRIBUTES/VARIABLE_VALUE")) == 3
+    assert int(b.get_tensor("save_counter/.ATTRIBUTES/VARIABLE_VALUE")) == 4
+    for name in (n for n in names if not n.startswith("save_counter")):
+        np.testing.assert_array_equal(a.get_tensor(name), b.get_tensor(name), err_msg=name)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data_dir=/nonexistent/davis"], "--data_dir=/nonexistent/davis: no such directory"),
+    (["--source=imagenet"], "--source=imagenet: unknown"),
+    (["--lr=-1e-4"], "--lr: learning rates must be positive"),
+    (["--steps=many"], "--steps"),
+    (["--recipe=stage3"], "--recipe=stage3: unknown"),
+    (["--image_sizes=64by96"], "--image_sizes: expected HxW"),
+])
+def test_bad_flags_fail_at_start_with_one_line(tmp_path, args, message):
+    result = _run_tool(*TOOL_ARGS, f"--train_dir={tmp_path / 'run'}", *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_he_init_redraws_only_the_vgg_kernels():
+    from osmn.model import OSMN
+    from osmn.training.trainer import initialise
+    model = OSMN({"width_multiplier": 1 / 16})
+    before = {v.path: np.asarray(v) for v in model.weights}
+    initialise(model, tiny_recipe(he_init=True), log=lambda line: None)
+    seg, vm = model.segmentation_network, model.visual_modulator
+    for layer in seg.trunk_layers() + [vm.fc6, vm.fc7]:
+        kernel = np.asarray(layer.kernel)
+        fan_in = np.prod(kernel.shape[:-1])
+        assert kernel.std() == pytest.approx(np.sqrt(2 / fan_in), rel=0.35), layer.name
+    assert not np.asarray(vm.fc8.kernel).any()  # gamma still starts at exactly 1
+    for layer in seg.side_convs + [seg.fuse]:  # the original's N(0, 0.001) kept
+        np.testing.assert_array_equal(np.asarray(layer.kernel), before[layer.kernel.path])
