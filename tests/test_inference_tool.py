@@ -193,3 +193,17 @@ def test_command_line_error_is_one_line_and_exit_code_2(tmp_path):
     errors = [line for line in completed.stderr.splitlines() if line.startswith("error:")]
     assert errors == [f"error: {tmp_path / 'nope'}: video folder or file not found"]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(not (REPO / "data/sample_model.keras").exists(),
+                    reason="the shipped sample model is not built yet")
+def test_default_shipped_model_follows_the_car(infer, short_video, gt_path, davis_sample,
+                                               tmp_path, capsys):
+    from osmn.evaluation import jaccard  # noqa: PLC0415
+    out = tmp_path / "out"
+    infer.run(str(short_video), str(gt_path), None, str(out))
+    assert "Using the shipped sample model data/sample_model.keras" in capsys.readouterr().out
+    for name in ("00001", "00002", "00003"):
+        result = read_mask(out / "short" / f"{name}.png")[0] > 0
+        truth = read_mask(davis_sample / "Annotations/480p/car-shadow" / f"{name}.png")[0] > 0
+        assert jaccard(truth, result) > 0.5  # the demo model was trained on this video
