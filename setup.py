@@ -20,5 +20,12 @@ setup(
     packages=find_packages(include=["osmn", "osmn.*"]),
     python_requires=">=3.10",
     install_requires=REQUIREMENTS,
+    # Optional: `pip install -e .[video]` reads and writes mp4 (imageio-ffmpeg ships its own
+    # ffmpeg); `.[crf]` enables `tools/infer.py --crf` (dense CRF, Table 3 "+ CRF"). Without them
+    # the tools say in one line what to install.
+    extras_require={
+        "video": ["imageio==2.38.1", "imageio-ffmpeg==0.8.1"],
+        "crf": ["pydensecrf2==1.1"],
+    },
     license="MIT",
 )
