@@ -170,14 +170,18 @@ def train(train_config: TrainConfig, run_dir, dataset_fn: DatasetFn,
     """
     run_dir = pathlib.Path(run_dir)
     strategy = strategy or tf.distribute.get_strategy()
-    set_precision(precision)
-    keras.utils.set_random_seed(train_config.seed)
-    with strategy.scope():
-        model = OSMN(train_config.model)
-        step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-        optimizer = make_optimizer(train_config, step_var,
-                                   loss_scale=precision == "mixed_float16")
-        optimizer.build(model.trainable_variables)
+    keras.utils.set_random_seed(train_config.seed)  # Python, NumPy and TF global seeds.
+    previous_policy = keras.config.dtype_policy()
+    set_precision(precision)  # the model's layers take the global policy when built
+    try:
+        with strategy.scope():
+            model = OSMN(train_config.model)
+            step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+            optimizer = make_optimizer(train_config, step_var,
+                                       loss_scale=precision == "mixed_float16")
+            optimizer.build(model.trainable_variables)
+    finally:
+        set_precision(previous_policy)
     run = ckpt_lib.RunCheckpoints(run_dir, model, optimizer, step_var,
                                   keep=train_config.keep_checkpoints)
     if run.latest:
