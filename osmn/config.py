@@ -74,6 +74,32 @@ BN_MOMENTUM: float = 0.99  # slim batch_norm decay.
 BN_EPSILON: float = 1e-3
 
 # ---------------------------------------------------------------------------------------------
+# The lite variant (`--base_model lite`; `model_func.py`: `osmn_lite`, `visual_modulator_lite`;
+# `mobilenet_v1.py`; spec "The lite variant"). MobileNet v1, width 1.0, output stride 32.
+# ---------------------------------------------------------------------------------------------
+BACKBONES: Tuple[str, ...] = ("vgg16", "lite")
+# MobileNet v1 (`mobilenet_v1.py` `MOBILENETV1_CONV_DEFS`, = keras.applications.MobileNet):
+# a 3x3 stride-2 conv to 32 channels, then 13 depthwise-separable layers (pointwise channels,
+# depthwise stride).
+MOBILENET_STEM_CHANNELS: int = 32
+MOBILENET_LAYERS: Tuple[Tuple[int, int], ...] = (
+    (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
+    (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1))
+MOBILENET_OUTPUT_STRIDE: int = 32  # product of the strides above and the stem's 2.
+# Pointwise layers (1-based) modulated after their BN + ReLU6, and the side outputs read:
+# 128, 256, 512, 1024 channels at 1/4, 1/8, 1/16, 1/32 (`osmn_lite`).
+LITE_MODULATED_LAYERS: Tuple[int, ...] = (3, 5, 11, 13)
+# The lite spatial modulator pools the guide by 4, then 2, 2, 2 (VALID average pools).
+LITE_GUIDE_POOLS: Tuple[int, ...] = (4, 2, 2, 2)
+LITE_VISUAL_CLASSES: int = 2048  # the visual modulator's MobileNet classifier outputs (ReLU'd).
+LITE_BN_MOMENTUM: float = 0.997  # slim `mobilenet_v1_arg_scope` batch_norm_decay.
+LITE_BN_EPSILON: float = 1e-3  # slim `mobilenet_v1_arg_scope` batch_norm_epsilon.
+LITE_INIT_STDDEV: float = 0.09  # slim `mobilenet_v1_arg_scope` truncated_normal stddev.
+# slim `l2_regularizer(4e-5)` = 4e-5 * sum(w^2) / 2, i.e. Keras L2(2e-5) (as WEIGHT_DECAY_L2).
+LITE_WEIGHT_DECAY_L2: float = 2e-5
+LITE_IMAGENET_SIZE: int = 224  # keras.applications.MobileNet(alpha=1.0, input 224) weights.
+
+# ---------------------------------------------------------------------------------------------
 # Guides (`util.py`: `compute_robust_moments`, `get_gb_image`; `dataset_*.py`).
 # ---------------------------------------------------------------------------------------------
 MAD_TO_STD: float = 1.4826  # std = 1.4826 x median absolute deviation (Gaussian consistency).
@@ -164,8 +190,14 @@ class ModelConfig:
     use_spatial_modulator: bool = True
     train_seg: bool = True
     fix_bn: bool = False
+    backbone: str = "vgg16"
 
     def validate(self) -> "ModelConfig":
+        if self.backbone not in BACKBONES:
+            raise ConfigError(f"backbone must be one of {', '.join(BACKBONES)}, "
+                              f"got {self.backbone!r}")
+        if self.backbone == "lite" and self.mod_early_conv:
+            raise ConfigError("mod_early_conv applies to the vgg16 backbone only")
         if not (isinstance(self.width_multiplier, (int, float)) and 0 < self.width_multiplier <= 1.0):
             raise ConfigError(
                 f"width_multiplier must be in (0, 1], got {self.width_multiplier!r}")
@@ -181,8 +213,18 @@ class ModelConfig:
     def fc_units(self) -> int:
         return scaled_width(FC_UNITS, self.width_multiplier)
 
+    def mobilenet_channels(self) -> Tuple[int, ...]:
+        """Pointwise channels of the 13 MobileNet v1 layers at this width (lite backbone)."""
+        return tuple(scaled_width(c, self.width_multiplier) for c, _ in MOBILENET_LAYERS)
+
     def modulated_layers(self) -> Tuple[Tuple[str, int], ...]:
-        """(layer name, channels) of every modulated conv, in gamma order (conv3_1 first)."""
+        """(layer name, channels) of every modulated conv, in gamma order (conv3_1 first).
+
+        Lite: conv_pw_3, conv_pw_5, conv_pw_11, conv_pw_13 (128 + 256 + 512 + 1024 = 1920).
+        """
+        if self.backbone == "lite":
+            channels = self.mobilenet_channels()
+            return tuple((f"conv_pw_{i}", channels[i - 1]) for i in LITE_MODULATED_LAYERS)
         layers = []
         for block, (depth, channels) in enumerate(
                 zip(VGG_BLOCK_DEPTHS, self.block_channels()), start=1):
@@ -205,8 +247,14 @@ class ModelConfig:
 
     @property
     def gamma_size(self) -> int:
-        """Length of the visual modulator's output: 3840 for the default VGG16 (4224 early)."""
+        """Length of the visual modulator's output: 3840 for the default VGG16 (4224 early),
+        1920 for lite."""
         return sum(c for _, c in self.modulated_layers())
+
+    @property
+    def weight_decay_l2(self) -> float:
+        """Keras L2 coefficient of the decayed kernels: WEIGHT_DECAY_L2 or LITE_WEIGHT_DECAY_L2."""
+        return LITE_WEIGHT_DECAY_L2 if self.backbone == "lite" else WEIGHT_DECAY_L2
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
