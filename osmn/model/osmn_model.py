@@ -14,9 +14,18 @@ import keras
 from keras import ops
 
 from osmn.config import ModelConfig
+from osmn.model.lite.segmentation_network import LiteSegmentationNetwork
+from osmn.model.lite.spatial_modulator import LiteSpatialModulator
+from osmn.model.lite.visual_modulator import LiteVisualModulator
 from osmn.model.segmentation_network import GuideBias, SegmentationNetwork
 from osmn.model.spatial_modulator import SpatialModulator
 from osmn.model.visual_modulator import VisualModulator
+
+# ModelConfig.backbone -> (visual modulator, spatial modulator, segmentation network) classes.
+_PARTS = {
+    "vgg16": (VisualModulator, SpatialModulator, SegmentationNetwork),
+    "lite": (LiteVisualModulator, LiteSpatialModulator, LiteSegmentationNetwork),
+}
 
 
 @keras.saving.register_keras_serializable(package="osmn")
@@ -52,11 +61,12 @@ class OSMN(keras.Model):
         self.model_config = dict(model_config or {})
         self.config_ = ModelConfig.from_dict(self.model_config)
         cfg = self.model_config
-        self.visual_modulator = (VisualModulator(cfg, name="visual_modulator")
+        visual, spatial, segmentation = _PARTS[self.config_.backbone]
+        self.visual_modulator = (visual(cfg, name="visual_modulator")
                                  if self.config_.use_visual_modulator else None)
-        self.spatial_modulator = (SpatialModulator(cfg, name="spatial_modulator")
+        self.spatial_modulator = (spatial(cfg, name="spatial_modulator")
                                   if self.config_.use_spatial_modulator else None)
-        self.segmentation_network = SegmentationNetwork(cfg, name="segmentation_network")
+        self.segmentation_network = segmentation(cfg, name="segmentation_network")
         # Every weight's shape is known without data: build now so that weights can be loaded
         # into a fresh model and counted before any call.
         self.build()
@@ -83,7 +93,13 @@ class OSMN(keras.Model):
         """Visual guide [B, 224, 224, 3] -> gamma [B, G]; all ones without a visual modulator."""
         if self.visual_modulator is None:
             return ops.ones((ops.shape(visual_guide)[0], self.gamma_size), self.compute_dtype)
-        return self.visual_modulator(visual_guide, training=training)
+        if self.config_.backbone == "lite":  # MobileNet batch norm follows `fix_bn`.
+            training = self._bn_training(training)
+        return self.visual_modulator(visual_guide, training=training)  # VGG16: dropout only.
+
+    def _bn_training(self, training) -> bool:
+        """Batch norm in training mode: when training and not `fix_bn`."""
+        return bool(training) and not self.config_.fix_bn
 
     def spatial_biases(self, spatial_guide, training=False):
         """Spatial guide [B, H, W, 1] -> {layer name: beta}, or None without a spatial modulator.
@@ -92,13 +108,15 @@ class OSMN(keras.Model):
         """
         if self.spatial_modulator is None:
             return None
-        return self.spatial_modulator(
-            spatial_guide, training=bool(training) and not self.config_.fix_bn)
+        return self.spatial_modulator(spatial_guide, training=self._bn_training(training))
 
     def segment(self, image, spatial_guide, gamma, training=False):
         """Image [B, H, W, 3], spatial guide [B, H, W, 1], gamma [B, G] -> logits [B, H, W, 1]."""
         betas = self.spatial_biases(spatial_guide, training=training)
         gamma = gamma if self.visual_modulator is not None else None
+        if self.config_.backbone == "lite":  # MobileNet has batch norm; VGG16 has none.
+            return self.segmentation_network(image, gamma, betas,
+                                             training=self._bn_training(training))
         return self.segmentation_network(image, gamma, betas)
 
     def segment_objects(self, image, spatial_guides, gammas, fused_modulation=True):
@@ -113,7 +131,8 @@ class OSMN(keras.Model):
             image: [1, H, W, 3] float32, BGR minus mean.
             spatial_guides: [K, H, W, 1] float32, one guide per object.
             gammas: [K, G], one gamma per object (from `modulate`, computed once per video).
-            fused_modulation: bool. Fold the spatial modulator into per-layer `GuideBias`es
+            fused_modulation: bool. VGG16 backbone only (ignored for lite). Fold the spatial
+                modulator into per-layer `GuideBias`es
                 so that each modulated layer's scale and bias run as one XLA-compiled pass
                 (`SegmentationNetwork`): the same values up to rounding, much faster
                 (docs/performance.md). Defaults to True.
@@ -121,7 +140,8 @@ class OSMN(keras.Model):
         Returns:
             logits: [K, H, W, 1] float32.
         """
-        if fused_modulation and self.spatial_modulator is not None:
+        if (fused_modulation and self.spatial_modulator is not None
+                and self.config_.backbone == "vgg16"):  # the fused pass is VGG16's.
             betas = self._guide_biases(spatial_guides)
         else:
             betas = self.spatial_biases(spatial_guides, training=False)
