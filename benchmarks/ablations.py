@@ -5,7 +5,7 @@
 
 Times, interleaved in one process (`timing.py`), per precision:
 * bare VGG16 trunk (the ceiling the targets use);
-* the whole frame (K = 1) with the current network, traced;
+* the whole frame (K = 1) with the current network, traced (oneDNN graph, XLA off);
 * the same with the first formulation (`reference.py`: 16-channel transposed-conv upsampling,
   64-channel concat, 1x1 fusion) and, for K objects, the frame repeated K times;
 * the side output as a 3x3 conv to 16 channels + 16 -> 1 fusion vs folded into one 3x3 conv to
@@ -92,7 +92,7 @@ def main(argv):
     results = {"environment": env, "size": FLAGS.size}
     for precision in PRECISION_POLICIES:
         trunk = bare_trunk(precision)
-        fns = make_inference_fn(model, precision)
+        fns = make_inference_fn(model, precision, jit_compile=False)
         candidates = {"bare_trunk": lambda: trunk(image).numpy(),
                       "frame_k1": lambda: fns.segment(image, guides[:1], gammas[:1])[0].numpy()}
         if not FLAGS.only_trunk_and_frame:

@@ -41,7 +41,8 @@ from osmn.errors import UserError  # noqa: E402
 from osmn.guides import spatial_guide, visual_guide  # noqa: E402
 from osmn.losses import balanced_cross_entropy, weight_decay  # noqa: E402
 from osmn.model import OSMN, load_osmn  # noqa: E402
-from osmn.model.fast_inference import PRECISION_POLICIES, make_inference_fn  # noqa: E402
+from osmn.model.fast_inference import (PRECISION_POLICIES, XLA_BY_DEFAULT,  # noqa: E402
+                                       make_inference_fn)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Smoke test: width 1/16, tiny sizes, 2 runs, 3 fine-tuning "
@@ -53,7 +54,8 @@ flags.DEFINE_integer("max_objects", 4, "Objects K = 1..max_objects for the batch
 flags.DEFINE_integer("finetune_steps", config.FINETUNE_STEPS,
                      "Online fine-tuning steps N timed against one modulator pass.")
 flags.DEFINE_integer("matmul_size", 4096, "Side of the square matmul ceiling.")
-flags.DEFINE_bool("xla", True, "Also time the per-frame function with XLA (first size).")
+flags.DEFINE_bool("xla", True, "Also time the per-frame function with XLA flipped from its "
+                  "per-precision default (first size).")
 flags.DEFINE_bool("eager", True, "Also time eager (untraced) segment_objects (first size, f32).")
 flags.DEFINE_integer("accuracy_frames", 40, "Frames of the sample sequence for bf16 vs f32.")
 flags.DEFINE_string("checkpoint", "data/sample_model.keras",
@@ -89,8 +91,9 @@ def segmentation_speed(models: dict, sizes, precisions, max_objects, runs, warmu
         trunk = bare_trunk(precision)
         osmn_fns = make_inference_fn(models["osmn"], precision)
         plain_fns = make_inference_fn(models["plain"], precision)
-        xla_fns = make_inference_fn(models["osmn"], precision, jit_compile=True) if use_xla \
-            else None
+        xla_default = XLA_BY_DEFAULT[precision]
+        flipped_fns = make_inference_fn(models["osmn"], precision,
+                                        jit_compile=not xla_default) if use_xla else None
         for index, (height, width) in enumerate(sizes):
             image, guides = frame_inputs(max_objects, height, width)
             candidates = {
@@ -100,9 +103,9 @@ def segmentation_speed(models: dict, sizes, precisions, max_objects, runs, warmu
             for k in range(1, max_objects + 1):
                 candidates[f"osmn_k{k}"] = (
                     lambda k=k: osmn_fns.segment(image, guides[:k], gammas[:k])[0].numpy())
-            if xla_fns is not None and index == 0:
-                candidates["osmn_k1_xla"] = (
-                    lambda: xla_fns.segment(image, guides[:1], gammas[:1])[0].numpy())
+            if flipped_fns is not None and index == 0:
+                candidates["osmn_k1_flipped_xla"] = (
+                    lambda: flipped_fns.segment(image, guides[:1], gammas[:1])[0].numpy())
             if use_eager and index == 0 and precision == "float32":
                 model = models["osmn"]
                 candidates["osmn_k1_eager"] = lambda: tf.sigmoid(model.segment_objects(
@@ -136,9 +139,12 @@ def segmentation_speed(models: dict, sizes, precisions, max_objects, runs, warmu
                 / t["bare_trunk"]["cpu_median_s"]}
             entry["fraction_of_matmul_ceiling"] = {
                 name: value / ceiling for name, value in entry["gflops"].items()}
-            for extra in ("osmn_k1_xla", "osmn_k1_eager"):
-                if extra in t:
-                    entry["ratios"][f"{extra[8:]}_over_graph"] = t[extra]["median_s"] / one
+            entry["xla_default"] = xla_default
+            if "osmn_k1_flipped_xla" in t:
+                entry["ratios"]["flipped_xla_over_default"] = (
+                    t["osmn_k1_flipped_xla"]["median_s"] / one)
+            if "osmn_k1_eager" in t:
+                entry["ratios"]["eager_over_default"] = t["osmn_k1_eager"]["median_s"] / one
             entry["trace_count"] = osmn_fns.trace_count()
             results.setdefault(precision, {})[f"{height}x{width}"] = entry
             print(f"  peak RSS so far {peak_rss_mb():.0f} MiB", flush=True)
@@ -288,9 +294,12 @@ def table(result: dict) -> str:
                          f"(target <= 1.15; CPU time {c['whole_frame_over_bare_trunk']:.3f})"))
             rows.append((p, "K batched / K x single", ", ".join(
                 f"K={k}: {v:.2f}" for k, v in r["batched_over_separate"].items())))
-            for extra in ("xla_over_graph", "eager_over_graph"):
-                if extra in r:
-                    rows.append((p, extra.replace("_", " "), f"{r[extra]:.3f}"))
+            xla = "on" if e["xla_default"] else "off"
+            if "flipped_xla_over_default" in r:
+                rows.append((p, f"XLA {'off' if e['xla_default'] else 'on'} / XLA {xla} "
+                             "(default)", f"{r['flipped_xla_over_default']:.3f}"))
+            if "eager_over_default" in r:
+                rows.append((p, f"eager / traced (XLA {xla})", f"{r['eager_over_default']:.3f}"))
     for precision, m in result["modulator"].items():
         rows.append(("modulator", f"one object {precision}", f"{m['median_s']:.3f} s"))
     if "finetune" in result:
@@ -306,7 +315,8 @@ def table(result: dict) -> str:
     rows.append(("bf16 accuracy", a["model"][:40], f"max |dp| {a['max_abs_prob_diff']:.4f}, "
                  f"IoU mean {a['mask_iou_bf16_vs_f32_mean']:.4f} "
                  f"min {a['mask_iou_bf16_vs_f32_min']:.4f} (target >= 0.99)"))
-    rows.append(("memory", "peak RSS", f"{result['peak_rss_mib']:.0f} MiB"))
+    rows.append(("memory", "peak RSS", f"{result['peak_rss_mib']:.0f} MiB (after inference "
+                 f"sections {result['peak_rss_mib_after']['segmentation']:.0f} MiB)"))
     widths = [max(len(r[i]) for r in rows) for i in range(2)]
     return "\n".join(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}" for r in rows)
 
@@ -332,11 +342,14 @@ def run(quick: bool, sizes, runs: int, warmup: int, max_objects: int, finetune_s
     result["segmentation"] = segmentation_speed(
         {"osmn": osmn, "plain": plain}, sizes, list(PRECISION_POLICIES), max_objects, runs,
         warmup, use_xla, use_eager, result["matmul_ceiling"])
+    # ru_maxrss only grows: each value is the peak up to the end of that section.
+    result["peak_rss_mib_after"] = {"segmentation": peak_rss_mb()}
     result["modulator"] = modulator_cost(osmn, runs, warmup)
     if finetune_steps:
         ft = finetune_cost(osmn, finetune_steps, *sizes[0])
         ft["over_modulator"] = ft["total_s"] / result["modulator"]["float32"]["median_s"]
         result["finetune"] = ft
+        result["peak_rss_mib_after"]["finetune"] = peak_rss_mb()
     result["io"] = io_cost(accuracy_frames)
     frame_s = result["segmentation"]["float32"][f"{sizes[0][0]}x{sizes[0][1]}"]["times"][
         "osmn_k1"]["median_s"]

@@ -108,7 +108,7 @@ def test_segment_objects_shares_the_unmodulated_layers():
 def test_inference_fn_traces_once_for_all_sizes_and_object_counts():
     model = OSMN(TINY)
     randomize(model, seed=4)
-    fns = make_inference_fn(model)
+    fns = make_inference_fn(model, jit_compile=False)
     assert fns.model is model
     for k, (height, width) in [(1, (33, 47)), (2, (40, 56)), (3, (33, 47))]:
         image, visual, spatial = inputs(k, height, width, seed=k)
@@ -152,8 +152,8 @@ def test_xla_option_gives_the_same_result():
     model = OSMN(TINY)
     randomize(model, seed=6)
     image, visual, spatial = inputs(2, 37, 53)
-    plain = make_inference_fn(model)
-    xla = make_inference_fn(model, jit_compile=True)
+    plain = make_inference_fn(model, jit_compile=False)
+    xla = make_inference_fn(model)  # float32: XLA by default
     gammas = plain.modulate(visual)
     np.testing.assert_allclose(xla.segment(image, spatial, gammas)[0].numpy(),
                                plain.segment(image, spatial, gammas)[0].numpy(), atol=1e-4)

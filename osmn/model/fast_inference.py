@@ -11,7 +11,7 @@ inference wants:
 * `make_inference_fn(model, precision, jit_compile)`: `modulate` and the whole per-frame step
   (modulated trunk, side outputs, upsampling, fusion, spatial modulator, sigmoid, threshold) as
   `tf.function`s with dynamic-shape input signatures, so a video is traced once, whatever its
-  size and number of objects.
+  size and number of objects; XLA where it measured faster (float32, not bfloat16).
 
 Example:
 >>> fns = make_inference_fn(model, precision="bfloat16")
@@ -89,16 +89,22 @@ class InferenceFunctions:
         return self.segment.experimental_get_tracing_count()
 
 
+# XLA for the whole per-frame function, per precision, as measured on an AMX Xeon with TF 2.21
+# (docs/performance.md): float32 ~10% less CPU time than oneDNN graph execution; bfloat16
+# 5.7x SLOWER (XLA's CPU convolutions do not use AMX).
+XLA_BY_DEFAULT = {"float32": True, "bfloat16": False}
+
+
 def make_inference_fn(model: OSMN, precision: str = "float32",
-                      jit_compile: bool = False) -> InferenceFunctions:
+                      jit_compile=None) -> InferenceFunctions:
     """Graph functions for inference with `model` at `precision`.
 
     Args:
         model: `OSMN` (any dtype policy; its weights are copied for another precision).
         precision: "float32" or "bfloat16" (`mixed_bfloat16` policy). Defaults to "float32".
-        jit_compile: bool. Compile `segment` with XLA. The signature stays dynamic; XLA then
-            compiles once per distinct (H, W, K). Measured slower than oneDNN on CPU (see
-            docs/performance.md), hence off by default.
+        jit_compile: bool or None. Compile `segment` with XLA. The signature stays dynamic;
+            XLA then compiles once per distinct (H, W, K) (seconds at 480x854, once per video
+            size). Defaults to None: `XLA_BY_DEFAULT[precision]`.
 
     Returns:
         `InferenceFunctions`.
@@ -107,6 +113,8 @@ def make_inference_fn(model: OSMN, precision: str = "float32",
         UserError: unknown precision.
     """
     run_model = inference_model(model, precision)
+    if jit_compile is None:
+        jit_compile = XLA_BY_DEFAULT[precision]
     gamma_size = run_model.gamma_size
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
