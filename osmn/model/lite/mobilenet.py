@@ -124,4 +124,10 @@ def pad_to_multiple(x, multiple: int = config.MOBILENET_OUTPUT_STRIDE):
     height, width = shape[1], shape[2]
     pad_h = (-height) % multiple
     pad_w = (-width) % multiple
-    return tf.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]]), (height, width)
+    padded = tf.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]])
+    # Pad with computed amounts forgets every static dim; the reshape (a no-op) gives the
+    # channels back, which LiteRT's converter needs for the convs (set_shape does not reach it,
+    # and it has no EnsureShape op).
+    padded = tf.reshape(padded, tf.stack([shape[0], height + pad_h, width + pad_w,
+                                          x.shape[-1]]))
+    return padded, (height, width)
