@@ -10,6 +10,14 @@ hidden temp folder, checked by reloading it, then renamed). Serve it with TF Ser
         -e MODEL_NAME=osmn tensorflow/serving
 
 Signatures, preprocessing and REST request bodies: docs/serving.md.
+
+Portable formats (docs/lite_and_portable.md): the `modulate` and `segment` halves as files,
+
+    python tools/export.py --format litert --export_dir models/osmn_litert   # phones, small devices
+    python tools/export.py --format onnx --export_dir models/osmn_onnx       # other runtimes
+
+written as one folder atomically (`--litert_quantization float16|int8|none` picks the variant
+written beside float32).
 """
 
 from __future__ import annotations
@@ -27,26 +35,72 @@ from absl import app, flags, logging  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
 
 DEFAULT_CHECKPOINT = "data/sample_model.keras"
+FORMATS = ("saved_model", "litert", "onnx")
+# --export_dir default per --format.
+DEFAULT_EXPORT_DIRS = {"saved_model": "models/osmn", "litert": "models/osmn_litert",
+                       "onnx": "models/osmn_onnx"}
+LITERT_QUANTIZATIONS = ("float16", "int8", "none")
 
 flags.DEFINE_string("checkpoint", None, "OSMN model to export (.keras file, .weights.h5 with "
                     "config.json beside it, or a folder holding model.keras). Default: the "
                     f"shipped sample model {DEFAULT_CHECKPOINT}.")
-flags.DEFINE_string("export_dir", "models/osmn", "Model base folder (TF Serving's "
-                    "--model_base_path); the export goes to EXPORT_DIR/VERSION/.")
-flags.DEFINE_integer("version", None, "Version number (positive). Default: one more than the "
-                     "highest version already in --export_dir (1 for a new folder).")
-flags.DEFINE_bool("overwrite", False, "Replace an existing version instead of refusing.")
-flags.DEFINE_bool("verify", True, "Reload the written SavedModel and compare serving_default "
-                  "with the Keras model before publishing it.")
+flags.DEFINE_string("format", "saved_model", f"Export format: {' | '.join(FORMATS)}.")
+flags.DEFINE_string("export_dir", None, "saved_model: model base folder (TF Serving's "
+                    "--model_base_path), the export goes to EXPORT_DIR/VERSION/; litert, onnx: "
+                    "the folder to write. Default: "
+                    + ", ".join(f"{k}: {v}" for k, v in DEFAULT_EXPORT_DIRS.items()) + ".")
+flags.DEFINE_string("litert_quantization", "float16", "--format litert: the variant written "
+                    f"beside float32: {' | '.join(LITERT_QUANTIZATIONS)}.")
+flags.DEFINE_integer("version", None, "saved_model: version number (positive). Default: one "
+                     "more than the highest version already in --export_dir (1 for a new "
+                     "folder).")
+flags.DEFINE_bool("overwrite", False, "Replace an existing version (or litert/onnx folder) "
+                  "instead of refusing.")
+flags.DEFINE_bool("verify", True, "Reload the written files and compare them with the Keras "
+                  "model before publishing (saved_model: serving_default; litert, onnx: both "
+                  "halves, max abs differences printed).")
 FLAGS = flags.FLAGS
 
 
-def run(checkpoint, export_dir, version=None, overwrite=False, verify=True) -> str:
+def _check_format(export_format, litert_quantization) -> None:
+    if export_format not in FORMATS:
+        raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {export_format!r}")
+    if litert_quantization not in LITERT_QUANTIZATIONS:
+        raise UserError(f"--litert_quantization must be one of "
+                        f"{', '.join(LITERT_QUANTIZATIONS)}, got {litert_quantization!r}")
+
+
+def _portable(export_format, model, export_dir, overwrite, verify, source,
+              litert_quantization) -> str:
+    """--format litert | onnx: write the folder; returns what was written and the diffs."""
+    if export_format == "litert":
+        from osmn.export.litert import export_litert  # noqa: PLC0415 (TF import)
+        variants = () if litert_quantization == "none" else (litert_quantization,)
+        diffs = export_litert(model, export_dir, variants, overwrite=overwrite, verify=verify,
+                              source=source)
+    else:
+        from osmn.export.onnx_export import export_onnx  # noqa: PLC0415
+        diffs = {"float32": export_onnx(model, export_dir, overwrite=overwrite, verify=verify,
+                                        source=source)}
+    if not verify:
+        return "not compared (--noverify)"
+    return "; ".join(f"{variant}: max abs diff vs Keras " + ", ".join(
+        f"{half} {value:.2g}" for half, value in halves.items())
+        for variant, halves in diffs.items())
+
+
+def run(checkpoint, export_dir=None, version=None, overwrite=False, verify=True,
+        export_format="saved_model", litert_quantization="float16") -> str:
     """Export one checkpoint (None: the shipped sample model); returns the summary line.
 
     Raises:
-        UserError: bad flags, missing or unreadable checkpoint, existing version.
+        UserError: bad flags, missing or unreadable checkpoint, existing version or folder.
     """
+    _check_format(export_format, litert_quantization)
+    if export_dir is None:
+        export_dir = DEFAULT_EXPORT_DIRS[export_format]
+    if version is not None and export_format != "saved_model":
+        raise UserError(f"--version applies to --format saved_model only, not {export_format}")
     if version is not None and version < 1:
         raise UserError(f"--version must be a positive integer, got {version}")
     if checkpoint is None:
@@ -55,8 +109,13 @@ def run(checkpoint, export_dir, version=None, overwrite=False, verify=True) -> s
             raise UserError(f"{DEFAULT_CHECKPOINT}: the shipped sample model is missing; run "
                             "`python tools/train.py --flagfile=data/sample.flags` first or pass "
                             "--checkpoint")
-    target = pathlib.Path(export_dir) / str(version) if version is not None else None
+    if export_format != "saved_model":
+        target = pathlib.Path(export_dir)
+    else:
+        target = pathlib.Path(export_dir) / str(version) if version is not None else None
     if target is not None and target.exists() and not overwrite:  # Fail before importing TF.
+        if export_format != "saved_model":
+            raise UserError(f"{target}: already exists (pass --overwrite to replace it)")
         raise UserError(f"{target}: version {version} already exists (pass --overwrite to "
                         "replace it, or another --version)")
     from osmn.export import existing_versions, export_saved_model  # noqa: PLC0415 (TF import)
@@ -64,7 +123,14 @@ def run(checkpoint, export_dir, version=None, overwrite=False, verify=True) -> s
     started = time.perf_counter()
     model = load_osmn(checkpoint)
     print(f"Loaded {checkpoint}: width {model.config_.width_multiplier}, "
-          f"gamma size {model.gamma_size}, {model.count_params():,} parameters.")
+          f"backbone {model.config_.backbone}, gamma size {model.gamma_size}, "
+          f"{model.count_params():,} parameters.")
+    if export_format != "saved_model":
+        checked = _portable(export_format, model, export_dir, overwrite, verify,
+                            str(checkpoint), litert_quantization)
+        files = ", ".join(sorted(p.name for p in target.iterdir()))
+        return (f"Exported {checkpoint} -> {target} ({export_format}: {files}) in "
+                f"{time.perf_counter() - started:.1f} s; {checked}")
     path = export_saved_model(model, export_dir, version=version, overwrite=overwrite,
                               verify=verify, source=str(checkpoint))
     versions = existing_versions(export_dir)
@@ -78,7 +144,8 @@ def main(argv):
     if len(argv) > 1:
         raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.WARNING)  # TF's SavedModel writer logs every step at INFO.
-    print(run(FLAGS.checkpoint, FLAGS.export_dir, FLAGS.version, FLAGS.overwrite, FLAGS.verify))
+    print(run(FLAGS.checkpoint, FLAGS.export_dir, FLAGS.version, FLAGS.overwrite, FLAGS.verify,
+              FLAGS.format, FLAGS.litert_quantization))
 
 
 def entry():
