@@ -11,13 +11,14 @@ the project's DAVIS evaluation (`osmn.evaluation`) on held-out videos of both fa
     python benchmarks/ablation.py --minutes_per_variant=4  # a short real run
     python benchmarks/ablation.py --quick                  # seconds: the pipeline end to end
 
-Budget: the full model (the costliest per step) is trained for --minutes_per_variant in three
-resumed chunks (10 steps, 30 steps, then as many as the measured step time allows); the
-ablations are then trained for the same number of steps (each takes at most as long).
+Budget: the full model (the costliest per step) is trained for --minutes_per_variant in four
+resumed chunks (5 steps untimed, 10 and 30 timed, then as many as the measured step time
+allows); the ablations are then trained for the same number of steps (each takes at most as
+long).
 --steps=N skips the timing and trains every variant N steps.
 
 Writes benchmarks/results/ablation.json (settings, machine load, per variant: steps, seconds,
-last loss, J per family) and ablation.md (the table), atomically; prints the table. Beside J it
+start/end loss, J per family) and ablation.md (the table), atomically; prints the table. Beside J it
 reports the share of the OTHER objects' pixels (distractors, twin) labelled as the target: the
 failure each ablation is expected to cause. Reference row: the first-frame mask copied to every
 frame (no model). See docs/ablation.md for what a run shows and does not show.
@@ -56,7 +57,9 @@ VARIANTS: Dict[str, Tuple[str, dict, dict]] = {
 PAPER_TABLE3 = {"full": 52.5, "no_visual": 33.0, "no_spatial": 40.1}
 FAMILIES = ("distractor", "twin")
 BASELINE = "copy_first_mask"
-CALIBRATION_STEPS = (10, 30)  # the full model's first two chunks, timed to size the third
+# The full model's first chunks: an untimed warm-up (the first call pays one-time tracing and
+# data-pipeline costs that later calls do not), then two timed ones that size the last chunk.
+CALIBRATION_STEPS = (5, 10, 30)
 LOSS_WINDOW = 50  # steps averaged for the reported start and end losses
 
 
@@ -196,28 +199,32 @@ def train_variant(s: AblationSettings, variant: str, train_root, run_dir,
     if steps is not None:
         result = run(steps)
     else:
-        first, second = CALIBRATION_STEPS
-        never = 10 ** 9  # no rate drop during the timed chunks
+        warm, first, second = CALIBRATION_STEPS
+        never = 10 ** 9  # no rate drop during the calibration chunks
+        run(warm, never)
         t0 = time.perf_counter()
-        run(first, never)
+        run(warm + first, never)
         t1 = time.perf_counter() - t0
         t0 = time.perf_counter()
-        result = run(first + second, never)
+        result = run(warm + first + second, never)
         t2 = time.perf_counter() - t0
-        # Each call costs overhead + steps x step time (model build, restore, tracing, data).
+        # A resumed call costs overhead + steps x step time (model build, restore, tracing).
         per_step = max((t2 - t1) / max(second - first, 1), 1e-3)
         overhead = max(t1 - first * per_step, 0.0)
         remaining = budget_seconds - (time.perf_counter() - started) - overhead
         extra = int(remaining / per_step)
+        done = warm + first + second
         log(f"{variant}: {per_step:.3f} s/step, {overhead:.0f} s overhead per call -> "
-            f"{extra} more steps")
+            f"{max(extra, 0)} more steps")
         if extra > 0:
-            total = first + second + extra
-            result = run(total, max(first + second + 1, int(round(s.decay_fraction * total))))
+            total = done + extra
+            result = run(total, max(done + 1, int(round(s.decay_fraction * total))))
     seconds = time.perf_counter() - started
+    def mean(values):  # None when a resumed run had nothing left to train
+        return round(float(np.mean(values)), 1) if values else None
+
     return {"steps": int(result.step), "train_seconds": round(seconds, 1),
-            "loss_start": round(float(np.mean(history[:LOSS_WINDOW])), 1),
-            "loss_end": round(float(np.mean(history[-LOSS_WINDOW:])), 1),
+            "loss_start": mean(history[:LOSS_WINDOW]), "loss_end": mean(history[-LOSS_WINDOW:]),
             "model": str(pathlib.Path(run_dir) / "model.keras")}
 
 
@@ -308,6 +315,9 @@ def _write_atomically(path: pathlib.Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a result should not be
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -320,7 +330,9 @@ def run_ablation(s: AblationSettings, work_dir, json_path=None, markdown_path=No
 
     Args:
         s: settings (validated here).
-        work_dir: folder for data, runs and results (must not hold a previous run's data).
+        work_dir: folder for data, runs and results. If it holds an interrupted run with the
+            same settings (`settings.json`), its data are reused and its training runs resume
+            (`osmn.training.train` resumes from the newest checkpoint).
         json_path, markdown_path: optional outputs, written atomically at the end.
 
     Returns:
@@ -331,7 +343,19 @@ def run_ablation(s: AblationSettings, work_dir, json_path=None, markdown_path=No
     work_dir = pathlib.Path(work_dir)
     started = time.perf_counter()
     load_start = os.getloadavg()
-    train_root, eval_roots = make_data(work_dir, s, log)
+    saved = work_dir / "settings.json"
+    settings_text = json.dumps(dataclasses.asdict(s), sort_keys=True)
+    if saved.exists():
+        if saved.read_text() != settings_text:
+            raise UserError(f"{work_dir}: holds a run with other settings ({saved})")
+        train_root = work_dir / "data" / "train"
+        eval_roots = {f: work_dir / "data" / f"eval_{f}" for f in FAMILIES}
+        log(f"resuming the run in {work_dir} (same settings)")
+    else:
+        if (work_dir / "data").exists():
+            raise UserError(f"{work_dir}: holds data of an unknown run; choose a new folder")
+        train_root, eval_roots = make_data(work_dir, s, log)
+        _write_atomically(saved, settings_text)
     settings = dict(dataclasses.asdict(s), variants=list(s.variants),
                     learning_rates=list(s.learning_rates))  # as JSON reads it back
     report = {"settings": settings, "machine": {
@@ -395,8 +419,9 @@ def _flags():
     flags.DEFINE_integer("eval_seed", d.eval_seed, "Seed of the evaluation videos.")
     flags.DEFINE_list("variants", list(d.variants), f"Variants, full first: "
                       f"{', '.join(VARIANTS)}.")
-    flags.DEFINE_string("work_dir", None, "Keep data, runs and results here (must not exist); "
-                        "default: a temp folder, deleted at the end.")
+    flags.DEFINE_string("work_dir", None, "Keep data, runs and results here; a folder of an "
+                        "interrupted run with the same settings is resumed. Default: a temp "
+                        "folder, deleted at the end.")
     flags.DEFINE_string("output", str(REPO / "benchmarks" / "results" / "ablation.json"),
                         "JSON output; the markdown table goes beside it (.md).")
     return flags.FLAGS
@@ -446,8 +471,6 @@ def main():
             output = output.with_name("ablation_quick.json")
         if FLAGS.work_dir:
             work_dir = pathlib.Path(FLAGS.work_dir)
-            if work_dir.exists():
-                raise UserError(f"--work_dir={work_dir}: already exists; choose a new folder")
             run_ablation(settings, work_dir, output, output.with_suffix(".md"))
             return
         work_dir = pathlib.Path(tempfile.mkdtemp(prefix="osmn_ablation_"))

@@ -101,6 +101,25 @@ def test_tiny_ablation_end_to_end(tmp_path):
         assert (tmp_path / "work/runs" / variant / "model.keras").is_file()
         pngs = list((tmp_path / "work/results" / variant / "twin").glob("*/*.png"))
         assert len(pngs) == ablation.QUICK.frames
+    # The same work dir again: data reused, nothing left to train, the same scores.
+    messages = []
+    again = ablation.run_ablation(ablation.QUICK, tmp_path / "work", progress=False,
+                                  log=messages.append)
+    assert any(m.startswith("resuming") for m in messages)
+    for name, entry in again["variants"].items():
+        assert entry["families"] == report["variants"][name]["families"]
+        if name != "copy_first_mask":
+            assert entry["steps"] == 2 and entry["loss_end"] is None  # nothing trained
+
+
+def test_work_dir_of_other_settings_is_refused(tmp_path):
+    (tmp_path / "settings.json").write_text("{}")
+    with pytest.raises(UserError, match="other settings"):
+        ablation.run_ablation(ablation.QUICK, tmp_path, log=lambda _: None)
+    (tmp_path / "settings.json").unlink()
+    (tmp_path / "data").mkdir()
+    with pytest.raises(UserError, match="unknown run"):
+        ablation.run_ablation(ablation.QUICK, tmp_path, log=lambda _: None)
 
 
 @pytest.mark.slow
