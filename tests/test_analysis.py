@@ -20,6 +20,7 @@ from osmn.errors import UserError
 from osmn.model import OSMN, save_osmn
 
 from conftest import DAVIS_SAMPLE, REPO, SAMPLE_SEQUENCE, TINY_WIDTH
+from tool_output import own_lines
 
 COCO_SAMPLE = REPO / "data" / "coco_sample"
 COCO_ANNOTATIONS = COCO_SAMPLE / "annotations" / "instances_train2017.json"
@@ -290,9 +291,7 @@ def _tool(*args):
 
 
 def _stderr_lines(process):
-    """stderr without TensorFlow's start-up chatter."""
-    return [line for line in process.stderr.splitlines()
-            if line.strip() and "oneDNN" not in line and "absl::InitializeLog" not in line]
+    return own_lines(process.stderr)
 
 
 def test_tool_on_coco_sample_writes_the_figures(checkpoint, tmp_path):

@@ -20,6 +20,7 @@ from osmn.convert import (check_reference, convert_tf1_checkpoint, fixed_upsampl
 from osmn.convert.tf1_checkpoint import keras_weights
 from osmn.errors import UserError
 from osmn.model import OSMN, load_osmn
+from tool_output import single_error_line
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TOOL = REPO / "tools" / "convert_tf1_checkpoint.py"
@@ -336,10 +337,7 @@ def run_tool(*args):
 
 
 def error_line(result):
-    """The tool's one-line error (TF may log its own lines before it)."""
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
+    return single_error_line(result.stderr)
 
 
 def test_tool_converts_checks_and_writes_keras(tiny_checkpoint, tmp_path):

@@ -9,13 +9,12 @@ import numpy as np
 from PIL import Image
 
 from conftest import DATA, REPO
+from tool_output import error_lines
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 
 
-def error_lines(stderr):
-    """Our lines on stderr (TensorFlow's C++ start-up banner may precede them)."""
-    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
 
 
 def run(*args):

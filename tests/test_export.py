@@ -75,6 +75,7 @@ class _NoOsmn(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, _NoOsmn())
 import numpy as np
 import tensorflow as tf
+from tool_output import single_error_line
 
 export_dir, inputs_path, outputs_path, report_path = sys.argv[1:5]
 data = np.load(inputs_path)
@@ -348,10 +349,7 @@ def test_failed_export_leaves_nothing(exported, tmp_path, monkeypatch):
 
 
 def error_lines(stderr: str):
-    """The tool's own message: one line, the last one (TF's C++ start-up logs may precede it)."""
-    lines = stderr.strip().splitlines()
-    assert lines and lines[-1].startswith("error: "), stderr[-2000:]
-    return [line for line in lines if line.startswith("error: ")]
+    return [single_error_line(stderr)]
 
 
 def _run_tool(*args, cwd):

@@ -16,6 +16,7 @@ from osmn.model import load_osmn
 from osmn.training import TrainingDiverged, learning_rate_at, train
 from osmn.training.checkpoints import CONFIG_NAME, MODEL_NAME, RunCheckpoints
 from osmn.training.summaries import prediction_panel
+from tool_output import own_lines
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TOOL = REPO / "tools" / "train.py"
@@ -181,7 +182,7 @@ def test_killed_run_resumes_to_identical_weights(tmp_path):
 def test_bad_flags_fail_at_start_with_one_line(tmp_path, args, message):
     result = _run_tool(*TOOL_ARGS, f"--train_dir={tmp_path / 'run'}", *args)
     assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
+    lines = own_lines(result.stderr)
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert not (tmp_path / "run").exists()
 
