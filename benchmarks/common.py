@@ -1,4 +1,4 @@
-"""Helpers shared by `benchmark.py` and `ablations.py`: the machine record, the ceiling models,
+"""Helpers shared by `benchmark.py` and `speed_variants.py`: the machine record, the ceiling models,
 random weights and inputs, result files."""
 
 from __future__ import annotations

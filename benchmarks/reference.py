@@ -3,7 +3,7 @@
 Each side output is upsampled by the 16x16-channel transposed conv with the bilinear kernel on
 the channel diagonal, cropped, the four are concatenated to 64 channels and fused by the 1x1
 `upscore_fuse` conv; K objects are K copies of the frame. `tests/test_fast_inference.py`
-checks the current `SegmentationNetwork` against it, `ablations.py` times it.
+checks the current `SegmentationNetwork` against it, `speed_variants.py` times it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What each speed change gained: the numbers behind docs/performance.md's "what helped" table.
 
-    python benchmarks/ablations.py                       # 480x854, full width, f32 and bf16
-    TF_ENABLE_ONEDNN_OPTS=0 python benchmarks/ablations.py --only_trunk_and_frame
+    python benchmarks/speed_variants.py                       # 480x854, full width, f32 and bf16
+    TF_ENABLE_ONEDNN_OPTS=0 python benchmarks/speed_variants.py --only_trunk_and_frame
 
 Times, interleaved in one process (`timing.py`), per precision:
 * bare VGG16 trunk (the ceiling the targets use);
@@ -10,7 +10,7 @@ Times, interleaved in one process (`timing.py`), per precision:
   64-channel concat, 1x1 fusion) and, for K objects, the frame repeated K times;
 * the side output as a 3x3 conv to 16 channels + 16 -> 1 fusion vs folded into one 3x3 conv to
   1 channel (an idea that was tried; see the docs for the outcome).
-Prints one line per candidate and writes benchmarks/results/ablations-<tag>.json.
+Prints one line per candidate and writes benchmarks/results/speed_variants-<tag>.json.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def main(argv):
                   f"min {t['min_s']:.4f} s  cpu {t['cpu_median_s']:.4f} s", flush=True)
     env["load_average_end"] = list(os.getloadavg())
     onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "on")
-    tag = f"ablations-{host_tag(env, False)}-onednn-{onednn}" + (
+    tag = f"speed_variants-{host_tag(env, False)}-onednn-{onednn}" + (
         "-trunk-frame" if FLAGS.only_trunk_and_frame else "")
     print(f"load average start {env['load_average_start']} end {env['load_average_end']}")
     print("wrote", write_json(results, pathlib.Path(FLAGS.output_dir), tag))
