@@ -12,6 +12,7 @@ from conftest import REPO
 from osmn.data import synthetic
 from osmn.errors import UserError
 from osmn.inference.masks import davis_palette
+from tool_output import error_lines
 
 SMALL = dict(frames=6, height=64, width=96)
 
@@ -207,6 +208,6 @@ def test_tool_writes_a_set_and_rejects_bad_flags(tmp_path):
                            "num_videos")):
         done = _tool(*args)
         assert done.returncode == 2, (args, done.stderr)
-        lines = [l for l in done.stderr.splitlines() if l.startswith("make_synthetic.py:")]
+        lines = error_lines(done.stderr)
         assert len(lines) == 1 and message in lines[0], done.stderr
     assert not (tmp_path / "b").exists()

@@ -22,7 +22,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -30,6 +30,7 @@ from osmn import config  # noqa: E402
 # Flag defaults that are ours, not the paper's; the library holds the values.
 from osmn.analysis.report import DEFAULT_BINS, DEFAULT_NEAR_ZERO  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
+from osmn.cli import run_tool
 
 DEFAULT_CHECKPOINT = "data/sample_model.keras"
 SOURCES = ("davis", "coco")
@@ -157,11 +158,7 @@ def main(argv):
 
 
 def entry():
-    try:
-        app.run(main)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    run_tool(main)
 
 
 if __name__ == "__main__":

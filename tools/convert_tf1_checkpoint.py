@@ -21,11 +21,12 @@ from __future__ import annotations
 import json
 import sys
 
-from absl import app, flags
+from absl import flags
 import keras
 
 from osmn.convert import check_reference, convert_tf1_checkpoint, write_model
 from osmn.errors import UserError
+from osmn.cli import no_extra_arguments, run_tool
 from osmn.model import OSMN, load_osmn
 from osmn.model.imagenet import load_imagenet_vgg16
 
@@ -112,16 +113,9 @@ def run() -> int:
 
 
 def main(argv):
-    if len(argv) > 1:
-        print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
-        sys.exit(2)
-    try:
-        code = run()
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-    sys.exit(code)
+    no_extra_arguments(argv)
+    return run()
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_tool(main)

@@ -17,9 +17,10 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from osmn.errors import UserError  # noqa: E402
+from osmn.cli import run_tool
 
 flags.DEFINE_string("results", None, "Results folder in the DAVIS layout: RESULTS/<seq>/<frame>.png.")
 flags.DEFINE_string("davis", None, "DAVIS root (holding Annotations/ and ImageSets/).")
@@ -77,19 +78,8 @@ def main(argv):
               FLAGS.sequences, FLAGS.exclude_void, FLAGS.plot, FLAGS.csv_dir))
 
 
-def _parse_flags(argv):
-    try:
-        return FLAGS(argv)
-    except flags.Error as error:
-        raise UserError(f"bad flag: {error}") from None
-
-
 def entry():
-    try:
-        app.run(main, flags_parser=_parse_flags)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    run_tool(main)
 
 
 if __name__ == "__main__":

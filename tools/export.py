@@ -30,9 +30,10 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from absl import app, flags, logging  # noqa: E402
+from absl import flags, logging  # noqa: E402
 
 from osmn.errors import UserError  # noqa: E402
+from osmn.cli import run_tool
 
 DEFAULT_CHECKPOINT = "data/sample_model.keras"
 FORMATS = ("saved_model", "litert", "onnx")
@@ -149,11 +150,7 @@ def main(argv):
 
 
 def entry():
-    try:
-        app.run(main)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    run_tool(main)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,10 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from osmn.errors import UserError  # noqa: E402
+from osmn.cli import run_tool
 
 DEFAULT_CHECKPOINT = "data/sample_model.keras"
 
@@ -70,28 +71,11 @@ def _load_model(path):
     return load_osmn(path)
 
 
-def _publish(temp_root: pathlib.Path, output: pathlib.Path, sequence: str):
-    """Move a finished sequence from the temp folder into the output folder."""
-    if not output.exists():
-        os.replace(temp_root, output)
-        return
-    moves = [(temp_root / sequence, output / sequence)]
-    overlays = temp_root / "overlays"
-    if overlays.exists():
-        (output / "overlays").mkdir(exist_ok=True)
-        moves += [(p, output / "overlays" / p.name) for p in overlays.iterdir()]
-    for source, target in moves:
-        if target.is_dir():
-            shutil.rmtree(target)
-        os.replace(source, target)
-    shutil.rmtree(temp_root)
-
-
 def run(video, mask, checkpoint, output, sequence=None, overlay=False, im_size=None,
         keep_last_guide=False, finetune_steps=0, crf=False, save_scores=False):
     """Segment one video; returns the summary line. Raises UserError on bad input."""
     import keras  # noqa: PLC0415
-    from osmn.inference import (FrameSource, ResultWriter, VideoSegmenter,  # noqa: PLC0415
+    from osmn.inference import (FrameSource, ResultWriter, VideoSegmenter, publish_sequence,  # noqa: PLC0415
                                 davis_palette, default_mask_path, object_ids, read_mask)
 
     if output is None:
@@ -153,7 +137,7 @@ def run(video, mask, checkpoint, output, sequence=None, overlay=False, im_size=N
                            result.probabilities if save_scores else None)
                 bar.update(index + 1)
         total = time.perf_counter() - started
-        _publish(temp_root, output, sequence)
+        publish_sequence(temp_root, output, sequence)
     except BaseException:
         shutil.rmtree(temp_root, ignore_errors=True)
         raise
@@ -183,19 +167,8 @@ def main(argv):
               FLAGS.finetune_steps, FLAGS.crf, FLAGS.save_scores))
 
 
-def _parse_flags(argv):
-    try:
-        return FLAGS(argv)
-    except flags.Error as error:
-        raise UserError(f"bad flag: {error}") from None
-
-
 def entry():
-    try:
-        app.run(main, flags_parser=_parse_flags)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    run_tool(main)
 
 
 if __name__ == "__main__":

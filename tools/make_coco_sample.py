@@ -22,12 +22,13 @@ import sys
 import tempfile
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 from PIL import Image
 from pycocotools import mask as mask_utils
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from osmn.errors import UserError  # noqa: E402
+from osmn.cli import run_tool
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("davis_dir", "data/davis_sample", "DAVIS root holding car-shadow.")
@@ -139,4 +140,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_tool(main)

@@ -21,9 +21,10 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from osmn.errors import UserError  # noqa: E402
+from osmn.cli import run_tool
 
 FAMILIES = ("distractor", "twin")  # osmn.data.synthetic.FAMILIES (checked there too)
 
@@ -75,21 +76,8 @@ def main(argv):
           f"{time.perf_counter() - started:.1f} s")
 
 
-def _parse_flags(argv):
-    """absl's parsing, but a bad flag is one line on stderr and exit code 2."""
-    try:
-        return FLAGS(argv)
-    except flags.Error as error:
-        print(f"make_synthetic.py: {error}", file=sys.stderr)
-        sys.exit(2)
-
-
 def entry():
-    try:
-        app.run(main, flags_parser=_parse_flags)
-    except UserError as error:
-        print(f"make_synthetic.py: {error}", file=sys.stderr)
-        sys.exit(2)
+    run_tool(main)
 
 
 if __name__ == "__main__":

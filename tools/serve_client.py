@@ -11,7 +11,6 @@ size. The export comes from tools/export.py; see docs/serving.md.
 
 from __future__ import annotations
 
-import os
 import pathlib
 import shutil
 import sys
@@ -20,9 +19,10 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from osmn.errors import UserError  # noqa: E402
+from osmn.cli import run_tool
 
 flags.DEFINE_string("server", "http://localhost:8501", "TF Serving REST address.")
 flags.DEFINE_string("model", "osmn", "Model name on the server (docker: MODEL_NAME).")
@@ -42,23 +42,6 @@ flags.DEFINE_float("timeout", 120.0, "Seconds to wait for one server answer.")
 FLAGS = flags.FLAGS
 
 
-def _publish(temp_root: pathlib.Path, output: pathlib.Path, sequence: str):
-    """Move a finished sequence from the temp folder into the output folder."""
-    if not output.exists():
-        os.replace(temp_root, output)
-        return
-    moves = [(temp_root / sequence, output / sequence)]
-    overlays = temp_root / "overlays"
-    if overlays.exists():
-        (output / "overlays").mkdir(exist_ok=True)
-        moves += [(p, output / "overlays" / p.name) for p in overlays.iterdir()]
-    for source, target in moves:
-        if target.is_dir():
-            shutil.rmtree(target)
-        os.replace(source, target)
-    shutil.rmtree(temp_root)
-
-
 def run(server, model, video, output, mask=None, version=None, sequence=None, overlay=False,
         keep_last_guide=False, save_scores=False, timeout=120.0) -> str:
     """Segment one video through the server; returns the summary line. Raises UserError."""
@@ -66,7 +49,7 @@ def run(server, model, video, output, mask=None, version=None, sequence=None, ov
     from osmn.export.rest_client import ServingClient  # noqa: PLC0415
     from osmn.inference.frames import FrameSource, default_mask_path  # noqa: PLC0415
     from osmn.inference.masks import davis_palette, object_ids, read_mask  # noqa: PLC0415
-    from osmn.inference.writer import ResultWriter  # noqa: PLC0415
+    from osmn.inference.writer import ResultWriter, publish_sequence  # noqa: PLC0415
 
     if output is None:
         raise UserError("--output: required")
@@ -108,7 +91,7 @@ def run(server, model, video, output, mask=None, version=None, sequence=None, ov
                            probabilities if save_scores else None)
                 _progress(index + 1, len(source))
         total = time.perf_counter() - started
-        _publish(temp_root, output, sequence)
+        publish_sequence(temp_root, output, sequence)
     except BaseException:
         shutil.rmtree(temp_root, ignore_errors=True)
         raise
@@ -141,11 +124,7 @@ def main(argv):
 
 
 def entry():
-    try:
-        app.run(main)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    run_tool(main)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,10 @@ import tempfile
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from osmn.errors import UserError  # noqa: E402
+from osmn.cli import run_tool
 
 flags.DEFINE_enum("source", "davis", ["coco", "davis", "youtube_vos"], "Training source.")
 flags.DEFINE_string("data_dir", None, "Data set root (default: the shipped sample of --source), "
@@ -116,4 +117,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_tool(main)

@@ -24,6 +24,7 @@ from absl import app, flags, logging  # noqa: E402
 
 from osmn.config import RECIPES, TrainConfig  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
+from osmn.cli import run_tool
 
 SOURCES = ("coco", "davis", "youtube_vos")
 STRATEGIES = ("auto", "mirrored", "one_device", "multi_worker")  # osmn.training.devices
@@ -192,24 +193,15 @@ def main(argv):
                            resume=FLAGS.resume, imagenet_weights=FLAGS.imagenet_weights,
                            progress=FLAGS.progress, log=logging.info)
         except TrainingDiverged as error:
-            print(f"train.py: {error}", file=sys.stderr)
+            print(f"error: {error}", file=sys.stderr)
             return 1
     except UserError as error:
-        print(f"train.py: {error}", file=sys.stderr)
+        print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"trained {result.step - result.first_step} steps (to step {result.step}), "
           f"last loss {result.loss:.1f}; model: {pathlib.Path(FLAGS.train_dir) / 'model.keras'}")
     return 0
 
 
-def _parse_flags(argv):
-    """absl's parsing, but a bad flag is one line on stderr and exit code 2."""
-    try:
-        return FLAGS(argv)
-    except flags.Error as error:
-        print(f"train.py: {error}", file=sys.stderr)
-        sys.exit(2)
-
-
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse_flags)
+    run_tool(main)

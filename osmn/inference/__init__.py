@@ -5,8 +5,8 @@ from osmn.inference.masks import davis_palette, object_ids, read_mask, write_mas
 from osmn.inference.merge import merge_probabilities
 from osmn.inference.object_manager import ObjectManager
 from osmn.inference.video_segmenter import FrameResult, VideoSegmenter
-from osmn.inference.writer import ResultWriter
+from osmn.inference.writer import ResultWriter, publish_sequence
 
 __all__ = ["FrameSource", "default_mask_path", "read_frame", "davis_palette", "object_ids",
            "read_mask", "write_mask", "merge_probabilities", "ObjectManager", "FrameResult",
-           "VideoSegmenter", "ResultWriter"]
+           "VideoSegmenter", "ResultWriter", "publish_sequence"]

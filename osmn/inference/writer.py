@@ -9,8 +9,10 @@ Layout under the output folder `root` (the DAVIS results layout, read by the off
 
 from __future__ import annotations
 
+import os
 import pathlib
 import queue
+import shutil
 import threading
 from typing import List, Optional, Sequence
 
@@ -137,3 +139,25 @@ class ResultWriter:
             except Exception:
                 pass
         return False
+
+
+def publish_sequence(temp_root: pathlib.Path, output: pathlib.Path, sequence: str):
+    """Move a finished sequence from the temp folder into the output folder.
+
+    A new `output` is the renamed temp folder; into an existing one only this sequence's
+    masks and overlays are moved (replacing an earlier run of the same sequence), so other
+    sequences already in `output` are kept. Nothing is half-written: each move is a rename.
+    """
+    if not output.exists():
+        os.replace(temp_root, output)
+        return
+    moves = [(temp_root / sequence, output / sequence)]
+    overlays = temp_root / "overlays"
+    if overlays.exists():
+        (output / "overlays").mkdir(exist_ok=True)
+        moves += [(p, output / "overlays" / p.name) for p in overlays.iterdir()]
+    for source, target in moves:
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(source, target)
+    shutil.rmtree(temp_root)
