@@ -207,3 +207,15 @@ def test_default_shipped_model_follows_the_car(infer, short_video, gt_path, davi
         result = read_mask(out / "short" / f"{name}.png")[0] > 0
         truth = read_mask(davis_sample / "Annotations/480p/car-shadow" / f"{name}.png")[0] > 0
         assert jaccard(truth, result) > 0.5  # the demo model was trained on this video
+
+
+@pytest.mark.skipif(not (REPO / "data/sample_model.keras").exists(),
+                    reason="the shipped sample model is not built yet")
+def test_bfloat16_precision_gives_the_float32_masks(infer, short_video, gt_path, tmp_path):
+    from osmn.evaluation import jaccard  # noqa: PLC0415
+    infer.run(str(short_video), str(gt_path), None, str(tmp_path / "f32"))
+    infer.run(str(short_video), str(gt_path), None, str(tmp_path / "bf16"), precision="bfloat16")
+    for name in ("00001", "00002", "00003"):
+        f32 = read_mask(tmp_path / "f32" / "short" / f"{name}.png")[0] > 0
+        bf16 = read_mask(tmp_path / "bf16" / "short" / f"{name}.png")[0] > 0
+        assert f32.any() and jaccard(f32, bf16) > 0.98
