@@ -122,8 +122,10 @@ def pad_to_multiple(x, multiple: int = config.MOBILENET_OUTPUT_STRIDE):
     """
     shape = tf.shape(x)
     height, width = shape[1], shape[2]
-    pad_h = (-height) % multiple
-    pad_w = (-width) % multiple
+    # Written without the modulo of a negative number: tf2onnx turns FloorMod into a truncating
+    # ONNX Mod there (-37 % 32 gave -5).
+    pad_h = (multiple - height % multiple) % multiple
+    pad_w = (multiple - width % multiple) % multiple
     padded = tf.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]])
     # Pad with computed amounts forgets every static dim; the reshape (a no-op) gives the
     # channels back, which LiteRT's converter needs for the convs (set_shape does not reach it,

@@ -1,0 +1,117 @@
+"""Per-frame speed of the `segment` half: lite vs VGG16, and TF vs LiteRT vs onnxruntime.
+
+    python benchmarks/portable.py                       # full width, 256x448, 2 objects
+    python benchmarks/portable.py --quick               # width 1/16, a smoke test
+
+For each backbone the SAME random inputs (one RGB frame shared by K objects, their guides and
+gammas) go through: the TF SavedModel signature function (`OSMNServingModule.segment`, graph
+mode), the LiteRT float32 / float16 / int8 `.tflite` of that function (ai-edge-litert
+interpreter), and the ONNX export (onnxruntime, CPU). Every timing is the median of --runs
+interleaved runs after one warm-up (`timing.py`); the max abs difference of each runtime's
+probability to the TF one is printed beside it. Models have random He-scaled weights (speed
+does not depend on the values). Prints a table; writes benchmarks/results/portable-<host>.json.
+See docs/lite_and_portable.md.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from absl import flags, logging  # noqa: E402
+import numpy as np  # noqa: E402
+
+from common import QUICK_WIDTH, entry, environment, he_randomize, host_tag, write_json  # noqa: E402
+from timing import time_interleaved  # noqa: E402
+from osmn.errors import UserError  # noqa: E402
+
+flags.DEFINE_bool("quick", False, f"Width {QUICK_WIDTH}, 2 runs: a smoke test.")
+flags.DEFINE_integer("height", 256, "Frame height (256x448 is the original's YouTube-VOS size).")
+flags.DEFINE_integer("width", 448, "Frame width.")
+flags.DEFINE_integer("objects", 2, "Objects per frame (K).")
+flags.DEFINE_integer("runs", 5, "Timed runs per candidate.")
+flags.DEFINE_list("backbones", ["lite", "vgg16"], "Backbones to measure.")
+flags.DEFINE_string("output_dir", str(REPO / "benchmarks" / "results"), "Where the JSON goes.")
+FLAGS = flags.FLAGS
+
+
+def measure(backbone: str, width_multiplier: float, height: int, width: int, objects: int,
+            runs: int, scratch: pathlib.Path) -> dict:
+    """Rows of one backbone: runtime -> {median_s, ..., max_abs_diff_vs_tf, file_mb}."""
+    import tensorflow as tf  # noqa: PLC0415
+    from osmn.export import portable  # noqa: PLC0415
+    from osmn.export.litert import LiteRTHalf, convert_half  # noqa: PLC0415
+    from osmn.export.onnx_export import convert_half as onnx_half  # noqa: PLC0415
+    from osmn.model import OSMN  # noqa: PLC0415
+    import onnxruntime  # noqa: PLC0415
+
+    model = OSMN({"width_multiplier": width_multiplier, "backbone": backbone})
+    he_randomize(model)
+    functions = portable.halves(model)
+    module = functions.module
+    inputs = portable.sample_inputs(model.gamma_size, height, width, objects)["segment"]
+    tensors = {k: tf.constant(v) for k, v in inputs.items()}
+    candidates = {"tf": lambda: module.segment(**tensors)["probability"].numpy()}
+    sizes = {}
+    for quantization in ("float32", "float16", "int8"):
+        path = scratch / f"{backbone}_segment_{quantization}.tflite"
+        path.write_bytes(convert_half(functions["segment"], module, quantization))
+        sizes[f"litert_{quantization}"] = path.stat().st_size / 1e6
+        half = LiteRTHalf(path)
+        candidates[f"litert_{quantization}"] = lambda half=half: half(**inputs)
+    path = scratch / f"{backbone}_segment.onnx"
+    path.write_bytes(onnx_half(module.segment))
+    sizes["onnxruntime"] = path.stat().st_size / 1e6
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = {i.name.split(":")[0]: i.name for i in session.get_inputs()}
+    feed = {names[k]: v for k, v in inputs.items()}
+    candidates["onnxruntime"] = lambda: session.run(None, feed)[0]
+    reference = candidates["tf"]()
+    rows = time_interleaved(candidates, runs=runs, warmup=1)
+    for name, row in rows.items():
+        row["max_abs_diff_vs_tf"] = float(np.max(np.abs(candidates[name]() - reference)))
+        row["file_mb"] = sizes.get(name)
+        row["parameters"] = int(model.count_params())
+    return rows
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
+    for name in FLAGS.backbones:
+        if name not in ("lite", "vgg16"):
+            raise UserError(f"--backbones: unknown backbone {name!r} (lite, vgg16)")
+    logging.set_verbosity(logging.WARNING)  # tf2onnx logs every graph rewrite at INFO.
+    width_multiplier = QUICK_WIDTH if FLAGS.quick else 1.0
+    runs = 2 if FLAGS.quick else FLAGS.runs
+    env = environment()
+    result = {"environment": env, "width_multiplier": width_multiplier,
+              "frame": [FLAGS.height, FLAGS.width], "objects": FLAGS.objects, "runs": runs,
+              "half": "segment (per frame)", "backbones": {}}
+    print(f"segment half, {FLAGS.height}x{FLAGS.width}, {FLAGS.objects} objects, width "
+          f"{width_multiplier}, median of {runs} runs")
+    print(f"{'backbone':8} {'runtime':16} {'ms/frame':>9} {'file MB':>8} {'max|diff| vs TF':>16}")
+    with tempfile.TemporaryDirectory() as scratch:
+        for backbone in FLAGS.backbones:
+            rows = measure(backbone, width_multiplier, FLAGS.height, FLAGS.width,
+                           FLAGS.objects, runs, pathlib.Path(scratch))
+            result["backbones"][backbone] = rows
+            for name, row in rows.items():
+                size = f"{row['file_mb']:.1f}" if row["file_mb"] else "-"
+                print(f"{backbone:8} {name:16} {row['median_s'] * 1e3:9.1f} {size:>8} "
+                      f"{row['max_abs_diff_vs_tf']:16.2g}")
+    result["load_average_end"] = list(os.getloadavg())
+    path = write_json(result, pathlib.Path(FLAGS.output_dir),
+                      "portable-" + host_tag(env, FLAGS.quick))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    entry(main)
