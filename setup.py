@@ -22,10 +22,12 @@ setup(
     install_requires=REQUIREMENTS,
     # Optional: `pip install -e .[video]` reads and writes mp4 (imageio-ffmpeg ships its own
     # ffmpeg); `.[crf]` enables `tools/infer.py --crf` (dense CRF, Table 3 "+ CRF"). Without them
-    # the tools say in one line what to install.
+    # the tools say in one line what to install. `.[portable]`: `tools/export.py --format
+    # litert|onnx` (ai-edge-litert runs .tflite files; tf2onnx converts, onnxruntime runs ONNX).
     extras_require={
         "video": ["imageio==2.38.1", "imageio-ffmpeg==0.8.1"],
         "crf": ["pydensecrf2==1.1"],
+        "portable": ["ai-edge-litert==2.3.0", "tf2onnx==1.17.0", "onnxruntime==1.32.0"],
     },
     license="MIT",
 )

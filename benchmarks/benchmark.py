@@ -39,7 +39,7 @@ from timing import peak_rss_mb, time_interleaved  # noqa: E402
 from osmn import config  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
 from osmn.guides import spatial_guide, visual_guide  # noqa: E402
-from osmn.losses import balanced_cross_entropy, weight_decay  # noqa: E402
+from osmn.losses import balanced_cross_entropy  # noqa: E402
 from osmn.model import OSMN, load_osmn  # noqa: E402
 from osmn.model.fast_inference import (PRECISION_POLICIES, XLA_BY_DEFAULT,  # noqa: E402
                                        make_inference_fn)
@@ -177,7 +177,7 @@ def finetune_cost(model, steps: int, height: int, width: int) -> dict:
         with tf.GradientTape() as tape:
             logits = tuned({"image": image, "visual_guide": visual, "spatial_guide": guides},
                            training=True)
-            loss = balanced_cross_entropy(label, logits) + weight_decay(tuned.decayed_kernels())
+            loss = balanced_cross_entropy(label, logits) + tuned.weight_decay_loss()
         variables = tuned.trainable_variables
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss

@@ -62,7 +62,7 @@ def time_pipeline(train_config, data_dir, batches, warmup):
 def time_train_step(width, batch, height, image_width, steps):
     import keras
     import tensorflow as tf
-    from osmn.losses import balanced_cross_entropy, weight_decay
+    from osmn.losses import balanced_cross_entropy
     from osmn.model import OSMN
 
     keras.utils.set_random_seed(0)
@@ -77,7 +77,7 @@ def time_train_step(width, batch, height, image_width, steps):
     def step(inputs, labels):
         with tf.GradientTape() as tape:
             logits = model(inputs, training=True)
-            loss = balanced_cross_entropy(labels, logits) + weight_decay(model.decayed_kernels())
+            loss = balanced_cross_entropy(labels, logits) + model.weight_decay_loss()
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss

@@ -36,8 +36,11 @@ def balanced_cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     return (num_neg / total) * loss_pos + (num_pos / total) * loss_neg
 
 
-def weight_decay(kernels) -> tf.Tensor:
+def weight_decay(kernels, l2: float = config.WEIGHT_DECAY_L2) -> tf.Tensor:
     """slim `l2_regularizer(2e-4)` summed over kernels: 2e-4 * sum(w^2) / 2 = 1e-4 * sum(w^2).
+
+    `l2` is the Keras coefficient (half slim's): 1e-4 for the VGG16 model, 2e-5 for the lite
+    model (slim 4e-5); `OSMN.weight_decay_loss()` picks the model's own.
 
     Applied, as in the original, to every conv/fc/transposed-conv kernel of all three networks,
     frozen ones included (a constant then), never to biases or batch norm.
@@ -52,4 +55,4 @@ def weight_decay(kernels) -> tf.Tensor:
     terms = [tf.reduce_sum(tf.square(tf.cast(k, tf.float32))) for k in kernels]
     if not terms:
         return tf.constant(0.0)
-    return config.WEIGHT_DECAY_L2 * tf.add_n(terms)
+    return l2 * tf.add_n(terms)

@@ -22,6 +22,7 @@ from osmn.export import (SIGNATURES, existing_versions, export_saved_model, guid
                          next_version)
 from osmn.model import OSMN
 from osmn.preprocessing import to_model_input
+from tool_output import single_error_line
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TINY_WIDTH = 1 / 16  # as conftest's tiny_config: gamma size 240.
@@ -75,7 +76,6 @@ class _NoOsmn(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, _NoOsmn())
 import numpy as np
 import tensorflow as tf
-from tool_output import single_error_line
 
 export_dir, inputs_path, outputs_path, report_path = sys.argv[1:5]
 data = np.load(inputs_path)

@@ -338,3 +338,14 @@ def test_parameter_counts_match_vgg16():
     assert counts["segmentation_network"] == vgg16_convs + side + 64 + 1
     assert counts["visual_modulator"] == vgg16_convs + vgg16_fc6_fc7 + 4096 * 3840 + 3840
     assert counts["spatial_modulator"] == (768 + 1536 + 1536) * (1 + 4)
+
+
+def test_weight_decay_loss_uses_the_backbones_coefficient():
+    vgg = OSMN(TINY)
+    randomize_weights(vgg)
+    squares = sum(np.sum(np.square(np.asarray(k, np.float64))) for k in vgg.decayed_kernels())
+    assert float(vgg.weight_decay_loss()) == pytest.approx(1e-4 * squares, rel=1e-5)
+    lite = OSMN({**TINY, "backbone": "lite"})
+    squares = sum(np.sum(np.square(np.asarray(k, np.float64))) for k in lite.decayed_kernels())
+    # slim l2_regularizer(4e-5) in the original's MobileNet variant = Keras L2(2e-5).
+    assert float(lite.weight_decay_loss()) == pytest.approx(2e-5 * squares, rel=1e-5)

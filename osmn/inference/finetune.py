@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from osmn import config
 from osmn.guides import spatial_guide, visual_guide
-from osmn.losses import balanced_cross_entropy, weight_decay
+from osmn.losses import balanced_cross_entropy
 from osmn.preprocessing import resize_image, resize_mask, to_model_input
 
 
@@ -63,7 +63,7 @@ class OnlineFinetuner:
                 logits = tuned({"image": image, "visual_guide": guide,
                                 "spatial_guide": sp_guide}, training=True)
                 loss = (balanced_cross_entropy(label, logits)
-                        + weight_decay(tuned.decayed_kernels()))
+                        + tuned.weight_decay_loss())
             variables = tuned.trainable_variables
             optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
             return loss

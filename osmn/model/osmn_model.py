@@ -185,6 +185,11 @@ class OSMN(keras.Model):
         """Every kernel the original decays (slim `l2_regularizer`), frozen ones included."""
         return [k for part in self.parts().values() for k in part.kernels()]
 
+    def weight_decay_loss(self):
+        """The original's weight decay on `decayed_kernels()`, with this backbone's coefficient."""
+        from osmn.losses import weight_decay  # noqa: PLC0415 (losses is not part of the model)
+        return weight_decay(self.decayed_kernels(), self.config_.weight_decay_l2)
+
     def get_config(self):
         return {**super().get_config(), "model_config": self.model_config}
 

@@ -204,7 +204,7 @@ def train(train_config: TrainConfig, run_dir, dataset_fn: DatasetFn,
         with tf.GradientTape() as tape:
             logits = model(inputs, training=True)
             loss = (losses.balanced_cross_entropy(labels, logits)
-                    + losses.weight_decay(model.decayed_kernels()) / replicas)
+                    + model.weight_decay_loss() / replicas)
             scaled = optimizer.scale_loss(loss) if loss_scale else loss
         grads = tape.gradient(scaled, trainable)
         optimizer.apply_gradients(zip(grads, trainable))
