@@ -67,3 +67,13 @@ def check_layer(make_layer, args, kwargs=None, low_precision_output_dtype="bfloa
     finally:
         keras.config.set_dtype_policy("float32")
     return eager
+
+
+def randomize_weights(model, seed=0, scale=0.05):
+    """Give every weight a non-trivial value so that tests can see each path."""
+    rng = np.random.default_rng(seed)
+    for w in model.weights:
+        if "moving_variance" in w.path:
+            w.assign(rng.uniform(0.5, 1.5, w.shape).astype(np.float32))
+        else:
+            w.assign(rng.normal(0, scale, w.shape).astype(np.float32))

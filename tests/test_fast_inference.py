@@ -19,17 +19,9 @@ from osmn.model.fast_inference import inference_model, make_inference_fn
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
 from reference import original_segment  # noqa: E402
+from layer_checks import randomize_weights as randomize
 
 TINY = {"width_multiplier": 1 / 16}
-
-
-def randomize(model, seed=0, scale=0.05):
-    rng = np.random.default_rng(seed)
-    for w in model.weights:
-        if "moving_variance" in w.path:
-            w.assign(rng.uniform(0.5, 1.5, w.shape).astype(np.float32))
-        else:
-            w.assign(rng.normal(0, scale, w.shape).astype(np.float32))
 
 
 def inputs(k, height, width, seed=1):

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 import keras
 
-from layer_checks import check_layer
+from layer_checks import check_layer, randomize_weights
 from osmn import config
 from osmn.config import ModelConfig
 from osmn.losses import weight_decay
@@ -27,16 +27,6 @@ def random_inputs(batch, height, width, seed=0):
         "visual_guide": tf.constant(rng.normal(0, 50, (batch, 224, 224, 3)), tf.float32),
         "spatial_guide": tf.constant(rng.uniform(0, 1, (batch, height, width, 1)), tf.float32),
     }
-
-
-def randomize_weights(model, seed=0, scale=0.05):
-    """Give every weight a non-trivial value so that tests can see each path."""
-    rng = np.random.default_rng(seed)
-    for w in model.weights:
-        if "moving_variance" in w.path:
-            w.assign(rng.uniform(0.5, 1.5, w.shape).astype(np.float32))
-        else:
-            w.assign(rng.normal(0, scale, w.shape).astype(np.float32))
 
 
 # --- shapes ----------------------------------------------------------------------------------

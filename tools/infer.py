@@ -80,34 +80,22 @@ def run(video, mask, checkpoint, output, sequence=None, overlay=False, im_size=N
         precision="float32"):
     """Segment one video; returns the summary line. Raises UserError on bad input."""
     import keras  # noqa: PLC0415
-    from osmn.inference import (FrameSource, ResultWriter, VideoSegmenter, publish_sequence,  # noqa: PLC0415
-                                davis_palette, default_mask_path, object_ids, read_mask)
+    from osmn.inference import ResultWriter, VideoSegmenter, publish_sequence  # noqa: PLC0415
+    from osmn.inference.video_input import open_video  # noqa: PLC0415
 
     if output is None:
         raise UserError("--output: required")
     if finetune_steps < 0:
         raise UserError(f"--finetune_steps: must be >= 0, got {finetune_steps}")
-    source = FrameSource(video)
-    if mask is None:
-        if not source.is_folder:
-            raise UserError(f"{video}: a video file needs --mask (its first-frame mask)")
-        mask = default_mask_path(video)
-    labels, palette = read_mask(mask)
-    ids = object_ids(labels)
-    if not ids:
-        raise UserError(f"{mask}: the mask holds no object (only background/void)")
-    frame0 = source.frame(0)
-    if labels.shape != frame0.shape[:2]:
-        raise UserError(f"{mask}: mask size {labels.shape[1]}x{labels.shape[0]} differs from the "
-                        f"frame size {frame0.shape[1]}x{frame0.shape[0]} of {source.file(0)}")
+    opened = open_video(video, mask, sequence)
+    source, labels, palette, ids, frame0, sequence = (
+        opened.source, opened.labels, opened.palette, opened.ids, opened.frame0, opened.sequence)
     postprocess = None
     if crf:
         from osmn.inference.crf import DenseCrf  # noqa: PLC0415
         postprocess = DenseCrf()
     from osmn.model.fast_inference import inference_model  # noqa: PLC0415
     model = inference_model(_load_model(checkpoint), precision)
-    palette = davis_palette() if palette is None else palette
-    sequence = sequence or (source.path.name if source.is_folder else source.path.stem)
 
     output = pathlib.Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)

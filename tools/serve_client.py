@@ -47,28 +47,15 @@ def run(server, model, video, output, mask=None, version=None, sequence=None, ov
     """Segment one video through the server; returns the summary line. Raises UserError."""
     from osmn.export.remote_segmenter import RemoteVideoSegmenter  # noqa: PLC0415
     from osmn.export.rest_client import ServingClient  # noqa: PLC0415
-    from osmn.inference.frames import FrameSource, default_mask_path  # noqa: PLC0415
-    from osmn.inference.masks import davis_palette, object_ids, read_mask  # noqa: PLC0415
+    from osmn.inference.video_input import open_video  # noqa: PLC0415
     from osmn.inference.writer import ResultWriter, publish_sequence  # noqa: PLC0415
 
     if output is None:
         raise UserError("--output: required")
     client = ServingClient(server, model, version, timeout)
-    source = FrameSource(video)
-    if mask is None:
-        if not source.is_folder:
-            raise UserError(f"{video}: a video file needs --mask (its first-frame mask)")
-        mask = default_mask_path(video)
-    labels, palette = read_mask(mask)
-    ids = object_ids(labels)
-    if not ids:
-        raise UserError(f"{mask}: the mask holds no object (only background/void)")
-    frame0 = source.frame(0)
-    if labels.shape != frame0.shape[:2]:
-        raise UserError(f"{mask}: mask size {labels.shape[1]}x{labels.shape[0]} differs from the "
-                        f"frame size {frame0.shape[1]}x{frame0.shape[0]} of {source.file(0)}")
-    palette = davis_palette() if palette is None else palette
-    sequence = sequence or (source.path.name if source.is_folder else source.path.stem)
+    opened = open_video(video, mask, sequence)
+    source, labels, palette, ids, frame0, sequence = (
+        opened.source, opened.labels, opened.palette, opened.ids, opened.frame0, opened.sequence)
 
     output = pathlib.Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
