@@ -6,6 +6,7 @@ A bad flag or a `UserError` raised anywhere in the tool becomes ONE line on stde
 
 from __future__ import annotations
 
+import pathlib
 import sys
 
 from absl import app, flags
@@ -30,6 +31,27 @@ def run_tool(main) -> None:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+# The small demo model shipped in the repository, the default of tools that take --checkpoint.
+SHIPPED_MODEL = "data/sample_model.keras"
+
+
+def model_path_or_shipped(checkpoint):
+    """`--checkpoint` as a path, or the shipped demo model when it is None (one line says so).
+
+    Raises:
+        UserError: the default was asked for and the shipped model is missing.
+    """
+    if checkpoint is not None:
+        return pathlib.Path(checkpoint)
+    path = pathlib.Path(__file__).resolve().parents[1] / SHIPPED_MODEL
+    if not path.exists():
+        raise UserError(f"{SHIPPED_MODEL}: the shipped sample model is missing; run "
+                        "`python tools/train.py --flagfile=data/sample.flags` first or pass "
+                        "--checkpoint")
+    print(f"Using the shipped sample model {SHIPPED_MODEL} (a small demo model).")
+    return path
 
 
 def no_extra_arguments(argv) -> None:

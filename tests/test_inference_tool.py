@@ -161,7 +161,7 @@ def test_bad_input_names_the_file_and_leaves_nothing(case, infer, checkpoint, sh
 
 def test_missing_default_model_says_how_to_make_it(infer, short_video, gt_path, tmp_path,
                                                    monkeypatch):
-    monkeypatch.setattr(infer, "DEFAULT_CHECKPOINT", "data/no_such_model.keras")
+    monkeypatch.setattr("osmn.cli.SHIPPED_MODEL", "data/no_such_model.keras")
     with pytest.raises(UserError, match=r"tools/train.py --flagfile=data/sample.flags"):
         infer.run(str(short_video), str(gt_path), None, str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()

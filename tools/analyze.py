@@ -30,13 +30,12 @@ from osmn import config  # noqa: E402
 # Flag defaults that are ours, not the paper's; the library holds the values.
 from osmn.analysis.report import DEFAULT_BINS, DEFAULT_NEAR_ZERO  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
-from osmn.cli import run_tool
+from osmn.cli import SHIPPED_MODEL, model_path_or_shipped, run_tool
 
-DEFAULT_CHECKPOINT = "data/sample_model.keras"
 SOURCES = ("davis", "coco")
 
 flags.DEFINE_string("checkpoint", None, f"OSMN model (.keras, .weights.h5 + config.json, or a "
-                    f"folder with model.keras). Default: {DEFAULT_CHECKPOINT}.")
+                    f"folder with model.keras). Default: {SHIPPED_MODEL}.")
 flags.DEFINE_string("data", None, "DAVIS root (--source davis) or COCO image folder "
                     "(--source coco).")
 flags.DEFINE_string("source", "davis", f"Where the objects come from: {' or '.join(SOURCES)}. "
@@ -69,13 +68,7 @@ FLAGS = flags.FLAGS
 
 def _load_model(path):
     from osmn.model import load_osmn  # noqa: PLC0415 (TF import after flag parsing)
-    if path is None:
-        path = pathlib.Path(__file__).resolve().parents[1] / DEFAULT_CHECKPOINT
-        if not path.exists():
-            raise UserError(f"{DEFAULT_CHECKPOINT}: the shipped sample model is missing; pass "
-                            "--checkpoint")
-        print(f"Using the shipped sample model {DEFAULT_CHECKPOINT}.")
-    return load_osmn(path)
+    return load_osmn(model_path_or_shipped(path))
 
 
 def _check_flags():
@@ -127,7 +120,7 @@ def run() -> str:
     model = _load_model(FLAGS.checkpoint)
     categories = len({o.category for o in objects})
     print(f"Analysing {len(objects)} object(s) in {categories} categor(y/ies).")
-    settings = {"checkpoint": str(FLAGS.checkpoint or DEFAULT_CHECKPOINT), "source": FLAGS.source,
+    settings = {"checkpoint": str(FLAGS.checkpoint or SHIPPED_MODEL), "source": FLAGS.source,
                 "data": FLAGS.data, "coco_annotations": FLAGS.coco_annotations}
     result = analyze(model, objects, near_zero=FLAGS.near_zero,
                      near_zero_relative=FLAGS.near_zero_relative, bins=FLAGS.bins,

@@ -33,9 +33,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from absl import flags, logging  # noqa: E402
 
 from osmn.errors import UserError  # noqa: E402
-from osmn.cli import run_tool
+from osmn.cli import SHIPPED_MODEL, model_path_or_shipped, run_tool
 
-DEFAULT_CHECKPOINT = "data/sample_model.keras"
 FORMATS = ("saved_model", "litert", "onnx")
 # --export_dir default per --format.
 DEFAULT_EXPORT_DIRS = {"saved_model": "models/osmn", "litert": "models/osmn_litert",
@@ -44,7 +43,7 @@ LITERT_QUANTIZATIONS = ("float16", "int8", "none")
 
 flags.DEFINE_string("checkpoint", None, "OSMN model to export (.keras file, .weights.h5 with "
                     "config.json beside it, or a folder holding model.keras). Default: the "
-                    f"shipped sample model {DEFAULT_CHECKPOINT}.")
+                    f"shipped sample model {SHIPPED_MODEL}.")
 flags.DEFINE_string("format", "saved_model", f"Export format: {' | '.join(FORMATS)}.")
 flags.DEFINE_string("export_dir", None, "saved_model: model base folder (TF Serving's "
                     "--model_base_path), the export goes to EXPORT_DIR/VERSION/; litert, onnx: "
@@ -104,12 +103,7 @@ def run(checkpoint, export_dir=None, version=None, overwrite=False, verify=True,
         raise UserError(f"--version applies to --format saved_model only, not {export_format}")
     if version is not None and version < 1:
         raise UserError(f"--version must be a positive integer, got {version}")
-    if checkpoint is None:
-        checkpoint = pathlib.Path(__file__).resolve().parents[1] / DEFAULT_CHECKPOINT
-        if not checkpoint.exists():
-            raise UserError(f"{DEFAULT_CHECKPOINT}: the shipped sample model is missing; run "
-                            "`python tools/train.py --flagfile=data/sample.flags` first or pass "
-                            "--checkpoint")
+    checkpoint = model_path_or_shipped(checkpoint)
     if export_format != "saved_model":
         target = pathlib.Path(export_dir)
     else:

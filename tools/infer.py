@@ -21,14 +21,13 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from absl import flags  # noqa: E402
 
 from osmn.errors import UserError  # noqa: E402
-from osmn.cli import run_tool
+from osmn.cli import SHIPPED_MODEL, model_path_or_shipped, run_tool
 
-DEFAULT_CHECKPOINT = "data/sample_model.keras"
 
 flags.DEFINE_string("video", None, "Folder of frames (JPEG/PNG, sorted by name) or a video file.")
 flags.DEFINE_string("mask", None, "First-frame mask (palette or grey PNG). Default: the DAVIS "
                     "layout's first annotation (JPEGImages/<res>/<seq> -> Annotations/<res>/<seq>).")
-flags.DEFINE_string("checkpoint", None, f"OSMN model (.keras). Default: {DEFAULT_CHECKPOINT}.")
+flags.DEFINE_string("checkpoint", None, f"OSMN model (.keras). Default: {SHIPPED_MODEL}.")
 flags.DEFINE_string("output", None, "Output folder; masks go to OUTPUT/<sequence>/<frame>.png.")
 flags.DEFINE_string("sequence", None, "Sequence name. Default: the video folder's/file's name.")
 flags.DEFINE_bool("overlay", False, "Also write overlays and an animated GIF (and an mp4 when "
@@ -63,16 +62,9 @@ def _im_size(values):
 
 def _load_model(path):
     from osmn.model import load_osmn  # noqa: PLC0415 (TF import after flag parsing)
-    if path is None:
-        path = pathlib.Path(__file__).resolve().parents[1] / DEFAULT_CHECKPOINT
-        if not path.exists():
-            raise UserError(f"{DEFAULT_CHECKPOINT}: the shipped sample model is missing; run "
-                            "`python tools/train.py --flagfile=data/sample.flags` first or pass "
-                            "--checkpoint")
-        print(f"Using the shipped sample model {DEFAULT_CHECKPOINT} (a small demo model).")
-    else:
+    if path is not None:
         print(f"Using the model {path}.")
-    return load_osmn(path)
+    return load_osmn(model_path_or_shipped(path))
 
 
 def run(video, mask, checkpoint, output, sequence=None, overlay=False, im_size=None,
