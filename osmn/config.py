@@ -291,6 +291,9 @@ class TrainConfig:
             Ours, for the CPU demo: the original always starts those layers from ImageNet, and
             N(0, 0.001) through 13 narrow layers leaves almost no image signal (a demo trained
             that way learned to paint the spatial guide and ignore the image).
+        perturb_spatial_guide: bool. Training augmentation of the spatial guide (centre shift
+            and std scale, `osmn.guides.spatial_guide(perturb=True)`), as the original always
+            does. False only for the ablation of paper Table 3 ("- spatial guide augmentation").
         model: ModelConfig. Architecture switches.
         checkpoint_every: int. Steps between checkpoints (original: 1000).
         keep_checkpoints: int. Checkpoints kept (original: 2).
@@ -308,6 +311,7 @@ class TrainConfig:
     imagenet_init: bool = False
     init_checkpoint: Optional[str] = None
     he_init: bool = False
+    perturb_spatial_guide: bool = True
     model: ModelConfig = ModelConfig()
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2

@@ -27,14 +27,18 @@ ablation = _load()
 def test_default_sets_are_disjoint_and_variants_are_table3_rows():
     s = ablation.AblationSettings().validate()
     assert s.train_seed != s.eval_seed
-    assert s.variants == ("full", "no_visual", "no_spatial")
+    assert s.variants == ("full", "no_visual", "no_spatial", "no_guide_aug")
     config = ablation.train_config(s, "no_visual", 7)
+    assert config.he_init and config.perturb_spatial_guide  # from scratch: He-normal kernels
     assert config.steps == 7 and not config.model.use_visual_modulator
     assert config.model.use_spatial_modulator
     assert config.image_sizes == ((s.height, s.width),) and config.source == "davis"
     assert config.lr_values == s.learning_rates and config.lr_boundaries == (5,)  # 0.75 x 7
     config = ablation.train_config(s, "no_spatial", 7)
     assert config.model.use_visual_modulator and not config.model.use_spatial_modulator
+    config = ablation.train_config(s, "no_guide_aug", 7)
+    assert not config.perturb_spatial_guide
+    assert config.model.use_visual_modulator and config.model.use_spatial_modulator
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -83,7 +87,8 @@ def test_tiny_ablation_end_to_end(tmp_path):
     report = ablation.run_ablation(ablation.QUICK, tmp_path / "work", out,
                                    tmp_path / "ablation.md", progress=False, log=lambda _: None)
     assert json.loads(out.read_text()) == report
-    assert list(report["variants"]) == ["copy_first_mask", "full", "no_visual", "no_spatial"]
+    assert list(report["variants"]) == ["copy_first_mask", "full", "no_visual", "no_spatial",
+                                       "no_guide_aug"]
     for name, entry in report["variants"].items():
         for family in ("distractor", "twin"):
             scores = entry["families"][family]
@@ -95,9 +100,9 @@ def test_tiny_ablation_end_to_end(tmp_path):
     baseline = report["variants"]["copy_first_mask"]["families"]
     assert baseline["twin"]["J_mean"] > 0 and baseline["twin"]["others_hit_pct"] == 0.0
     table = (tmp_path / "ablation.md").read_text()
-    assert table.count("\n") == 6 and "no spatial modulator" in table
+    assert table.count("\n") == 7 and "no spatial modulator" in table
     # Every variant left a trained model and one result PNG per evaluation frame.
-    for variant in ("full", "no_visual", "no_spatial"):
+    for variant in ablation.VARIANTS:
         assert (tmp_path / "work/runs" / variant / "model.keras").is_file()
         pngs = list((tmp_path / "work/results" / variant / "twin").glob("*/*.png"))
         assert len(pngs) == ablation.QUICK.frames

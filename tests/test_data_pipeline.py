@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from osmn.config import RECIPES
 from osmn.data import sample_stream, training_dataset
+from osmn.data.coco import coco_source
 from osmn.data.davis import davis_source
 from osmn.errors import UserError
 
@@ -60,8 +61,8 @@ def test_epochs_are_permutations_and_reshuffled(tmp_path):
     class Spy:  # reports each element's sample index in its void mask
         num_samples = source.num_samples
 
-        def make_sample(self, index, seed, h, w):
-            inputs, label, void = source.make_sample(index, seed, h, w)
+        def make_sample(self, index, seed, h, w, perturb_guide=True):
+            inputs, label, void = source.make_sample(index, seed, h, w, perturb_guide)
             return inputs, label, tf.fill(tf.shape(void), tf.cast(index, tf.float32))
 
     seen = [int(void.numpy().flat[0]) for _, _, _, void in sample_stream(Spy(), cfg).take(36)]
@@ -79,10 +80,10 @@ def test_start_batch_does_not_decode_skipped_samples(davis_sample):
     class Counting:
         num_samples = source.num_samples
 
-        def make_sample(self, index, seed, h, w):
+        def make_sample(self, index, seed, h, w, perturb_guide=True):
             calls.append(1)  # traced once per map function, not per element
             counter.assign_add(1)
-            return source.make_sample(index, seed, h, w)
+            return source.make_sample(index, seed, h, w, perturb_guide)
 
     counter = tf.Variable(0, dtype=tf.int64)
     stream = sample_stream(Counting(), cfg, start_batch=1000, num_parallel_calls=1)
@@ -132,3 +133,31 @@ def test_file_failing_at_run_time_drops_its_batch_only(tmp_path, capfd):
         positions.append(matches[0])
     assert positions == sorted(positions) and len(set(positions)) == 12 and positions[-1] > 11
     assert "dropped: a sample failed to decode" in capfd.readouterr().err  # and said so
+
+
+@pytest.mark.parametrize("source", ["davis", "coco"])
+def test_perturb_spatial_guide_switch(source, davis_sample):
+    # Table 3's "- spatial guide augmentation" ablation: without perturbation the spatial
+    # guide no longer depends on the sample seed; everything else is the same augmentation.
+    if source == "davis":
+        cfg = davis_cfg(batch_size=2, image_sizes=((48, 64),))
+        root = davis_sample
+    else:
+        cfg = RECIPES["coco_stage1"].replace(batch_size=2, image_sizes=((40, 40),), seed=9)
+        root = DATA / "coco_sample"
+    perturbed = batches(cfg, root, 2)
+    plain = batches(cfg.replace(perturb_spatial_guide=False), root, 2)
+    for (p_in, p_label), (q_in, q_label) in zip(perturbed, plain):
+        np.testing.assert_array_equal(p_label, q_label)
+        np.testing.assert_array_equal(p_in["image"], q_in["image"])
+        np.testing.assert_array_equal(p_in["visual_guide"], q_in["visual_guide"])
+    assert any(not np.array_equal(p[0]["spatial_guide"], q[0]["spatial_guide"])
+               for p, q in zip(perturbed, plain))
+    # Unperturbed, the same sample gets the same guide under any seed.
+    source_obj = (davis_source if source == "davis" else coco_source)(str(root))
+    guides = [source_obj.make_sample(tf.constant(0, tf.int64), tf.constant(s, tf.int64), 40, 56,
+                                     perturb_guide=perturb)[0]["spatial_guide"].numpy()
+              for perturb in (False, True) for s in ([1, 2], [3, 4])]
+    np.testing.assert_array_equal(guides[0], guides[1])
+    assert not np.array_equal(guides[2], guides[3])
+    assert guides[0].max() == pytest.approx(1.0, abs=0.05)

@@ -160,18 +160,22 @@ class CocoSource:
         mask = decode.decode_coco_rle(self._rles[index], size[0], size[1])
         return tf.cast(mask[:, :, None], tf.float32)
 
-    def make_sample(self, index: tf.Tensor, seed: tf.Tensor, height, width):
+    def make_sample(self, index: tf.Tensor, seed: tf.Tensor, height, width,
+                    perturb_guide: bool = True):
         """One training sample as TF ops; same contract as `VideoSource.make_sample`."""
         image = decode.read_image(self._paths[self._sample_image[index]])
-        return instance_sample(image, self.instance_mask(index), seed, height, width)
+        return instance_sample(image, self.instance_mask(index), seed, height, width,
+                               perturb_guide)
 
 
-def instance_sample(image: tf.Tensor, mask: tf.Tensor, seed: tf.Tensor, height, width):
+def instance_sample(image: tf.Tensor, mask: tf.Tensor, seed: tf.Tensor, height, width,
+                    perturb_guide: bool = True):
     """A COCO training sample from an image and one instance's mask (TF ops).
 
     Args:
         image: [H, W, 3] uint8 RGB. mask: [H, W, 1] float32 in {0, 1}.
         seed: [2] stateless seed. height, width: the batch's working size.
+        perturb_guide: bool. Perturb the spatial guide (`TrainConfig.perturb_spatial_guide`).
 
     Returns:
         inputs: {"image": [h, w, 3], "visual_guide": [224, 224, 3], "spatial_guide":
@@ -181,7 +185,7 @@ def instance_sample(image: tf.Tensor, mask: tf.Tensor, seed: tf.Tensor, height, 
     visual, _ = augment.train_visual_guide(image, mask, seeds[0])
     image = to_model_input(resize_image(image, height, width))
     label = resize_mask(mask, height, width)
-    spatial = spatial_guide(label, perturb=True, seed=seeds[1])
+    spatial = spatial_guide(label, perturb=perturb_guide, seed=seeds[1])
     image, label, spatial = augment.flip_left_right_if(
         augment.random_flip(seeds[2]), image, label, spatial)
     inputs = {"image": image, "visual_guide": visual, "spatial_guide": spatial}

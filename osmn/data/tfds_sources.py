@@ -171,7 +171,8 @@ class CocoPanopticSource:
         record = self._records[int(index)]
         return bytes(record["image"]), bytes(record["panoptic_image"])
 
-    def make_sample(self, index: tf.Tensor, seed: tf.Tensor, height, width):
+    def make_sample(self, index: tf.Tensor, seed: tf.Tensor, height, width,
+                    perturb_guide: bool = True):
         """One training sample as TF ops; same contract as `CocoSource.make_sample`."""
         record, segment = tf.unstack(self._samples[index])
         image_bytes, panoptic_bytes = tf.numpy_function(
@@ -180,7 +181,7 @@ class CocoPanopticSource:
         panoptic = tf.cast(decode.decode_label_colours(panoptic_bytes), tf.int64)
         ids = panoptic[..., 0] + 256 * panoptic[..., 1] + 256 * 256 * panoptic[..., 2]
         mask = tf.cast(tf.equal(ids, segment), tf.float32)[..., None]
-        return instance_sample(image, mask, seed, height, width)
+        return instance_sample(image, mask, seed, height, width, perturb_guide)
 
 
 def coco_tfds_source(name: str, split: str = "train", tfds_data_dir: Optional[str] = None,

@@ -231,13 +231,16 @@ class VideoSource:
         colours = decode.decode_label_colours(self._read(self._frame_masks[frame]))
         return colours, decode.colour_mask(colours, self._palettes[seq, obj])
 
-    def make_sample(self, index: tf.Tensor, seed: tf.Tensor, height, width):
+    def make_sample(self, index: tf.Tensor, seed: tf.Tensor, height, width,
+                    perturb_guide: bool = True):
         """One training sample as TF ops.
 
         Args:
             index: int64 scalar sample index in [0, num_samples).
             seed: [2] stateless seed of (training seed, epoch, position).
             height, width: int32 scalars, the batch's working size.
+            perturb_guide: bool. Perturb the spatial guide (training augmentation; the
+                original always does, `TrainConfig.perturb_spatial_guide`).
 
         Returns:
             inputs: {"image": [h, w, 3] float32 BGR minus mean, "visual_guide": [224, 224, 3]
@@ -258,8 +261,8 @@ class VideoSource:
         image = to_model_input(resize_image(image, height, width))
         label = resize_mask(label, height, width)
         void = resize_mask(void, height, width)
-        spatial = spatial_guide(resize_mask(prev_mask, height, width), perturb=True,
-                                seed=seeds[2])
+        spatial = spatial_guide(resize_mask(prev_mask, height, width),
+                                perturb=perturb_guide, seed=seeds[2])
         inputs = {"image": image, "visual_guide": visual, "spatial_guide": spatial}
         return inputs, label, void
 
