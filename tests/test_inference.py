@@ -105,6 +105,35 @@ def test_frame_source_errors(tmp_path):
         FrameSource(tmp_path).frame(0)
 
 
+def test_prefetched_frames_in_order_with_errors_at_their_frame(tmp_path):
+    folder = tmp_path / "v"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (24, 32, 3), np.uint8) for _ in range(5)]
+    for i, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"{i:05d}.png")
+    source = FrameSource(folder)
+    got = list(source.prefetched(1, frames[0].shape, depth=2))
+    assert [i for i, _ in got] == [1, 2, 3, 4]
+    for i, frame in got:
+        np.testing.assert_array_equal(frame, frames[i])
+    # A frame of another size and an unreadable frame fail when reached, not before.
+    Image.fromarray(frames[3][:20]).save(folder / "00003.png")
+    (folder / "00004.png").write_bytes(b"not a png")
+    seen = []
+    with pytest.raises(UserError, match=r"00003.png: frame size 32x20 differs"):
+        for i, _ in FrameSource(folder).prefetched(0, frames[0].shape):
+            seen.append(i)
+    assert seen == [0, 1, 2]
+    seen = []
+    with pytest.raises(UserError, match="00004.png"):
+        for i, _ in FrameSource(folder).prefetched(0):
+            seen.append(i)
+    assert seen == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="depth"):
+        next(source.prefetched(0, depth=0))
+
+
 def test_video_file_frames(tmp_path):
     imageio = pytest.importorskip("imageio.v2")
     pytest.importorskip("imageio_ffmpeg")

@@ -113,11 +113,7 @@ def run(video, mask, checkpoint, output, sequence=None, overlay=False, im_size=N
                        first.probabilities if save_scores else None)
             bar = keras.utils.Progbar(len(source), unit_name="frame")
             bar.update(1)
-            for index in range(1, len(source)):
-                frame = source.frame(index)
-                if frame.shape != frame0.shape:
-                    raise UserError(f"{source.file(index)}: frame size {frame.shape[1]}x"
-                                    f"{frame.shape[0]} differs from the first frame's")
+            for index, frame in source.prefetched(1, frame0.shape):
                 result = segmenter.step(frame)
                 writer.put(source.names[index], frame, result.labels,
                            result.probabilities if save_scores else None)

@@ -68,11 +68,7 @@ def run(server, model, video, output, mask=None, version=None, sequence=None, ov
             first_labels, first_probabilities = segmenter.start(frame0, labels)
             writer.put(source.names[0], frame0, first_labels,
                        first_probabilities if save_scores else None)
-            for index in range(1, len(source)):
-                frame = source.frame(index)
-                if frame.shape != frame0.shape:
-                    raise UserError(f"{source.file(index)}: frame size {frame.shape[1]}x"
-                                    f"{frame.shape[0]} differs from the first frame's")
+            for index, frame in source.prefetched(1, frame0.shape):
                 frame_labels, probabilities = segmenter.step(frame)
                 writer.put(source.names[index], frame, frame_labels,
                            probabilities if save_scores else None)

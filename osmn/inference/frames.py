@@ -8,8 +8,10 @@ install: `pip install imageio imageio-ffmpeg`.
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import pathlib
-from typing import Iterator, List, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image
@@ -19,6 +21,7 @@ from osmn.errors import UserError
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 FRAME_NAME_DIGITS = 5  # DAVIS frame names: 00000.jpg, 00001.jpg, ...
+PREFETCH_FRAMES = 2  # frames decoded ahead while the current one is segmented
 
 
 def read_frame(path) -> np.ndarray:
@@ -104,6 +107,41 @@ class FrameSource:
     def __iter__(self) -> Iterator[Tuple[str, np.ndarray]]:
         for index, name in enumerate(self.names):
             yield name, self.frame(index)
+
+    def prefetched(self, start: int = 0, shape: Optional[Tuple[int, ...]] = None,
+                   depth: int = PREFETCH_FRAMES) -> Iterator[Tuple[int, np.ndarray]]:
+        """Frames `start`.. in order as (index, [H, W, 3] uint8), the next `depth` decoded on a
+        background thread while the caller works on the current one (JPEG decoding releases
+        the GIL, so it overlaps the model's compute; docs/performance.md).
+
+        Args:
+            start: int. First frame index.
+            shape: optional (H, W, 3). Every frame must have it (the first frame's shape).
+            depth: int >= 1. Frames decoded ahead.
+
+        Raises:
+            UserError: an unreadable frame, or one whose size differs from `shape`, raised
+                when the iteration reaches that frame (the frames before it are yielded).
+        """
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="osmn-frames") as pool:
+            pending = collections.deque()
+            ahead = start
+            try:
+                for index in range(start, len(self)):
+                    while ahead < len(self) and ahead < index + 1 + depth:
+                        pending.append(pool.submit(self.frame, ahead))
+                        ahead += 1
+                    frame = pending.popleft().result()
+                    if shape is not None and frame.shape != tuple(shape):
+                        raise UserError(f"{self.file(index)}: frame size {frame.shape[1]}x"
+                                        f"{frame.shape[0]} differs from the first frame's "
+                                        f"({shape[1]}x{shape[0]})")
+                    yield index, frame
+            finally:
+                for future in pending:  # the caller stopped early: decode nothing more
+                    future.cancel()
 
 
 def default_mask_path(video_path) -> pathlib.Path:
