@@ -284,13 +284,20 @@ class TrainConfig:
         lr_values: tuple of float. One more value than boundaries.
         image_sizes: tuple of (height, width). Training sizes, one drawn per batch.
         randomize_guide: bool. Visual guide from a random frame of the same object (DAVIS).
-        imagenet_init: bool. Initialise both VGG16s from ImageNet (stage 1).
+        imagenet_init: bool. Initialise both backbones from ImageNet (stage 1): VGG16, or
+            MobileNet v1 (width 1.0 only) for the lite backbone.
         init_checkpoint: optional str. Weights to start from (stage 2 starts from stage 1).
         he_init: bool. For runs from scratch (no ImageNet, no init checkpoint): draw the VGG16
             conv and fc6/fc7 kernels of both networks from He-normal instead of N(0, 0.001).
             Ours, for the CPU demo: the original always starts those layers from ImageNet, and
             N(0, 0.001) through 13 narrow layers leaves almost no image signal (a demo trained
             that way learned to paint the spatial guide and ignore the image).
+            VGG16 backbone only (a `ConfigError` for lite, whose convs are batch-normalised).
+        bn_recalibration_batches: int. Ours, for short from-scratch runs of the lite backbone:
+            after the last step, every batch norm's moving statistics are replaced by the mean
+            of its batch statistics over this many training batches (weights unchanged;
+            `osmn.training.batch_norm`). 0 (default, the original): no recalibration. Needed
+            because slim's momentum 0.997 leaves 0.997^N of the initial statistics after N steps.
         perturb_spatial_guide: bool. Training augmentation of the spatial guide (centre shift
             and std scale, `osmn.guides.spatial_guide(perturb=True)`), as the original always
             does. False only for the ablation of paper Table 3 ("- spatial guide augmentation").
@@ -311,6 +318,7 @@ class TrainConfig:
     imagenet_init: bool = False
     init_checkpoint: Optional[str] = None
     he_init: bool = False
+    bn_recalibration_batches: int = 0
     perturb_spatial_guide: bool = True
     model: ModelConfig = ModelConfig()
     checkpoint_every: int = 1000
@@ -324,6 +332,9 @@ class TrainConfig:
             value = getattr(self, field)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{field} must be a positive integer, got {value!r}")
+        if not isinstance(self.bn_recalibration_batches, int) or self.bn_recalibration_batches < 0:
+            raise ConfigError(f"bn_recalibration_batches must be an integer >= 0, got "
+                              f"{self.bn_recalibration_batches!r}")
         if len(self.lr_values) != len(self.lr_boundaries) + 1:
             raise ConfigError(
                 f"lr_values needs one more entry than lr_boundaries, got {self.lr_values!r} "
@@ -335,6 +346,12 @@ class TrainConfig:
         if not self.image_sizes or any(h < 32 or w < 32 for h, w in self.image_sizes):
             raise ConfigError(f"image_sizes must be (height, width) >= 32, got {self.image_sizes!r}")
         self.model.validate()
+        if self.he_init and self.model.backbone == "lite":
+            # Ours: every MobileNet conv is followed by batch norm, so the scale of its initial
+            # kernels hardly matters and the slim init (LITE_INIT_STDDEV) trains from scratch;
+            # He init is the VGG16 demo's fix for 13 un-normalised narrow layers.
+            raise ConfigError("he_init applies to the vgg16 backbone only; the lite backbone "
+                              "trains from scratch from its own MobileNet init (batch norm)")
         return self
 
     def replace(self, **changes) -> "TrainConfig":
@@ -386,4 +403,15 @@ RECIPES = {
         lr_boundaries=(900,), lr_values=(5e-4, 1e-4), image_sizes=((240, 427), (480, 854)),
         randomize_guide=True, he_init=True, model=ModelConfig(width_multiplier=0.0625),
         checkpoint_every=200, keep_checkpoints=2),
+    # The same CPU demo with the lite backbone (ours): MobileNet v1 at width 1/4 (0.89M
+    # parameters, ~3.9 MB), trained from scratch from the slim MobileNet init (no he_init: its
+    # convs are batch-normalised); its batch-norm statistics are re-estimated over 50 batches
+    # at the end (1000 steps leave 5% of the initial ones at momentum 0.997, which made the
+    # model predict nothing in inference mode). `data/sample_lite.flags`,
+    # docs/lite_and_portable.md.
+    "sample_lite": TrainConfig(
+        name="sample_lite", source="davis", batch_size=2, steps=1000,
+        lr_boundaries=(750,), lr_values=(1e-3, 1e-4), image_sizes=((240, 427), (480, 854)),
+        randomize_guide=True, model=ModelConfig(backbone="lite", width_multiplier=0.25),
+        bn_recalibration_batches=50, checkpoint_every=200, keep_checkpoints=2),
 }

@@ -1,6 +1,7 @@
 """Train OSMN: the paper's two stages (COCO, then DAVIS 2017) or the CPU demo on the sample data.
 
     python tools/train.py --flagfile=data/sample.flags           # CPU demo, a few minutes
+    python tools/train.py --flagfile=data/sample_lite.flags      # the same with the lite model
     python tools/train.py --flagfile=data/coco.flags --data_dir=/data/coco --train_dir=runs/s1
     python tools/train.py --flagfile=data/davis.flags --data_dir=/data/DAVIS
         --init_checkpoint=runs/s1 --train_dir=runs/s2      (one command line)
@@ -22,7 +23,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from absl import app, flags, logging  # noqa: E402
 
-from osmn.config import RECIPES, TrainConfig  # noqa: E402
+from osmn.config import BACKBONES, RECIPES, TrainConfig  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
 from osmn.cli import run_tool
 
@@ -54,24 +55,36 @@ flags.DEFINE_list("image_sizes", None, "Training sizes HxW, comma-separated (one
                   "batch), e.g. 240x427,384x683,480x854.")
 flags.DEFINE_integer("seed", None, "Seed of the initialisation, data order and augmentation.")
 
-flags.DEFINE_float("width_multiplier", None, "Width of both VGG16s (1.0 = the paper's model).")
+flags.DEFINE_string("backbone", None, f"Backbone of both networks: {' | '.join(BACKBONES)} "
+                    "(vgg16 = the paper's model, lite = the authors' MobileNet v1 variant; "
+                    "default: the recipe's).")
+flags.DEFINE_float("width_multiplier", None, "Width of both backbones (VGG16s or MobileNets; "
+                   "1.0 = the full-size model).")
 flags.DEFINE_bool("no_visual_modulator", None, "Ablation (paper Table 3): no visual modulator, "
                   "every gamma fixed at 1.")
 flags.DEFINE_bool("no_spatial_modulator", None, "Ablation (paper Table 3): no spatial "
                   "modulator, no beta.")
-flags.DEFINE_bool("mod_early_conv", None, "Also modulate conv1_x and conv2_x.")
-flags.DEFINE_bool("fix_bn", None, "Spatial modulator's batch norm in inference mode (moving "
-                  "statistics frozen); stage 2 sets it.")
-flags.DEFINE_bool("fix_seg", None, "Freeze conv1-conv5 and the side convs of the segmentation "
-                  "network (the fusion conv and both modulators still train).")
+flags.DEFINE_bool("mod_early_conv", None, "Also modulate conv1_x and conv2_x (vgg16 only).")
+flags.DEFINE_bool("fix_bn", None, "Batch norm in inference mode (moving statistics frozen): "
+                  "the spatial modulator's, and lite's MobileNets'; stage 2 sets it.")
+flags.DEFINE_bool("fix_seg", None, "Freeze the segmentation network's backbone (VGG16 "
+                  "conv1-conv5 or lite's MobileNet) and its side convs (the fusion conv and "
+                  "both modulators still train).")
 flags.DEFINE_bool("randomize_guide", None, "Video sources: visual guide from a random frame of "
                   "the same object instead of the first; stage 2 sets it.")
 
-flags.DEFINE_bool("imagenet_init", None, "Initialise both VGG16s from ImageNet (stage 1).")
-flags.DEFINE_string("imagenet_weights", None, "ImageNet VGG16 weights: a Keras .h5 file or a "
-                    "TF-slim vgg_16 checkpoint prefix; unset = Keras' download (needs internet).")
-flags.DEFINE_bool("he_init", None, "From scratch only: He-normal VGG16 kernels instead of "
-                  "N(0, 0.001) (ours, for the CPU demo; the paper starts from ImageNet).")
+flags.DEFINE_bool("imagenet_init", None, "Initialise both backbones from ImageNet (stage 1): "
+                  "VGG16, or MobileNet v1 (width 1.0) for lite.")
+flags.DEFINE_string("imagenet_weights", None, "ImageNet weights. vgg16: a Keras VGG16 .h5 file "
+                    "or a TF-slim vgg_16 checkpoint prefix; lite: Keras' "
+                    "mobilenet_1_0_224_tf.h5; unset = Keras' download (needs internet).")
+flags.DEFINE_bool("he_init", None, "vgg16 only, from scratch only: He-normal VGG16 kernels "
+                  "instead of N(0, 0.001) (ours, for the CPU demo; the paper starts from "
+                  "ImageNet). An error with lite, whose batch-normalised convs train from "
+                  "their own MobileNet init.")
+flags.DEFINE_integer("bn_recalibration_batches", None, "After the last step, re-estimate every "
+                     "batch norm's moving statistics over this many training batches (0: off; "
+                     "ours, for short from-scratch lite runs: see docs/training.md).")
 flags.DEFINE_string("init_checkpoint", None, "Start from this model (.keras file or a run "
                     "directory holding model.keras), e.g. the stage-1 run for stage 2.")
 
@@ -133,6 +146,7 @@ def config_from_flags() -> TrainConfig:
                         ("seed", "seed"), ("randomize_guide", "randomize_guide"),
                         ("imagenet_init", "imagenet_init"), ("he_init", "he_init"),
                         ("init_checkpoint", "init_checkpoint"),
+                        ("bn_recalibration_batches", "bn_recalibration_batches"),
                         ("checkpoint_every", "checkpoint_every"), ("keep", "keep_checkpoints")):
         if getattr(FLAGS, flag) is not None:
             changes[field] = getattr(FLAGS, flag)
@@ -146,7 +160,11 @@ def config_from_flags() -> TrainConfig:
     if FLAGS.image_sizes is not None:
         changes["image_sizes"] = _parse_sizes(FLAGS.image_sizes)
     model = {}
-    for flag, field, invert in (("width_multiplier", "width_multiplier", False),
+    if FLAGS.backbone is not None and FLAGS.backbone not in BACKBONES:
+        raise UserError(f"--backbone={FLAGS.backbone}: unknown, expected one of "
+                        f"{', '.join(BACKBONES)}")
+    for flag, field, invert in (("backbone", "backbone", False),
+                                ("width_multiplier", "width_multiplier", False),
                                 ("no_visual_modulator", "use_visual_modulator", True),
                                 ("no_spatial_modulator", "use_spatial_modulator", True),
                                 ("mod_early_conv", "mod_early_conv", False),
@@ -156,6 +174,12 @@ def config_from_flags() -> TrainConfig:
             model[field] = (not value) if invert else value
     if model:
         changes["model"] = recipe.model.__class__(**{**recipe.model.to_dict(), **model})
+    if (FLAGS.backbone == "lite" and FLAGS.he_init is None and recipe.he_init):
+        # The recipe's he_init (the VGG16 demo's) does not apply to lite: turned off, said so;
+        # an explicit --he_init with lite stays an error (TrainConfig.validate).
+        changes["he_init"] = False
+        logging.info("--backbone=lite: the %s recipe's he_init is turned off (VGG16 only)",
+                     recipe.name)
     if changes.get("init_checkpoint") and not os.path.exists(changes["init_checkpoint"]):
         raise UserError(f"--init_checkpoint={changes['init_checkpoint']}: not found")
     try:

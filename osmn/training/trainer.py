@@ -31,6 +31,7 @@ from osmn.config import TrainConfig
 from osmn.errors import UserError
 from osmn.model import OSMN, load_osmn
 from osmn.training import checkpoints as ckpt_lib
+from osmn.training.batch_norm import recalibrate_batch_norm
 from osmn.training.devices import set_precision
 from osmn.training.schedule import learning_rate_at, make_optimizer
 from osmn.training.summaries import SummaryWriter
@@ -94,22 +95,33 @@ def copy_weights(target: OSMN, source: OSMN, log=_LOG.info) -> None:
 
 def initialise(model: OSMN, train_config: TrainConfig, imagenet_weights=None,
                log=_LOG.info) -> None:
-    """Initial weights of a fresh run: ImageNet VGG16 (stage 1) and/or an init checkpoint.
+    """Initial weights of a fresh run: ImageNet (stage 1) and/or an init checkpoint.
 
     Args:
         model: a freshly built OSMN.
-        train_config: `imagenet_init` and `init_checkpoint` are read.
-        imagenet_weights: None (Keras' VGG16 download), a local `.h5` or a TF-slim `vgg_16`
-            checkpoint; see `osmn.model.imagenet.load_imagenet_vgg16`.
+        train_config: `he_init`, `imagenet_init` and `init_checkpoint` are read.
+        imagenet_weights: vgg16: None (Keras' VGG16 download), a local `.h5` or a TF-slim
+            `vgg_16` checkpoint (`osmn.model.imagenet.load_imagenet_vgg16`); lite: None (Keras'
+            MobileNet download) or a local `mobilenet_1_0_224_tf.h5`
+            (`osmn.model.lite.load_imagenet_mobilenet`).
+
+    Raises:
+        UserError: weights unavailable (offline download, missing file) or not matching.
     """
+    lite = model.config_.backbone == "lite"
     if train_config.he_init and not (train_config.imagenet_init or train_config.init_checkpoint):
         he_initialise_vgg(model, train_config.seed)
         log("VGG16 conv/fc6/fc7 kernels of both networks drawn from He-normal (--he_init)")
     if train_config.imagenet_init:
-        # Imported lazily: the converter pulls in keras.applications and only stage 1 needs it.
-        from osmn.model.imagenet import load_imagenet_vgg16
-        load_imagenet_vgg16(model, imagenet_weights)
-        log(f"initialised both VGG16s from ImageNet ({imagenet_weights or 'Keras VGG16'})")
+        # Imported lazily: they pull in keras.applications and only stage 1 needs them.
+        if lite:
+            from osmn.model.lite.imagenet import load_imagenet_mobilenet
+            load_imagenet_mobilenet(model, imagenet_weights)
+        else:
+            from osmn.model.imagenet import load_imagenet_vgg16
+            load_imagenet_vgg16(model, imagenet_weights)
+        log(f"initialised both {'MobileNets' if lite else 'VGG16s'} from ImageNet "
+            f"({imagenet_weights or 'Keras download'})")
     if train_config.init_checkpoint:
         copy_weights(model, load_osmn(train_config.init_checkpoint), log=log)
         log(f"initialised from {train_config.init_checkpoint}")
@@ -121,7 +133,14 @@ def he_initialise_vgg(model: OSMN, seed: int) -> None:
     Touches conv1_1..conv5_3 of the segmentation network and of the visual modulator and the
     modulator's fc6/fc7; fc8 keeps its zero weights (gamma = 1), and the side, fusion and
     spatial-modulator convs keep N(0, 0.001), as in the original.
+
+    Raises:
+        UserError: the model has the lite backbone (its convs are batch-normalised and train
+            from their MobileNet init; `TrainConfig.validate` refuses he_init for lite).
     """
+    if model.config_.backbone != "vgg16":
+        raise UserError(f"he_init applies to the vgg16 backbone only, the model is "
+                        f"{model.config_.backbone}")
     layers = list(model.segmentation_network.trunk_layers())
     if model.visual_modulator is not None:
         vm = model.visual_modulator
@@ -244,6 +263,11 @@ def train(train_config: TrainConfig, run_dir, dataset_fn: DatasetFn,
                 summaries.write(step, loss_value, learning_rate, samples_per_second,
                                 labels=_first_replica(strategy, labels),
                                 logits=_first_replica(strategy, logits))
+            if step == train_config.steps and train_config.bn_recalibration_batches:
+                found = recalibrate_batch_norm(model, batches,
+                                               train_config.bn_recalibration_batches, strategy)
+                log(f"batch-norm statistics of {found} layers re-estimated over "
+                    f"{train_config.bn_recalibration_batches} training batches")
             if step % train_config.checkpoint_every == 0 or step == train_config.steps:
                 if not _all_finite(model):
                     raise TrainingDiverged(
