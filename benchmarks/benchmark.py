@@ -2,6 +2,7 @@
 
     python benchmarks/benchmark.py            # full width, 480x854 and 400x400 (~10-15 min)
     python benchmarks/benchmark.py --quick    # width 1/16, tiny sizes: a smoke test (~1 min)
+    python benchmarks/benchmark.py --only_portable --portable_size 64x96 --runs 2   # one section
 
 Prints a table and writes benchmarks/results/<host tag>.json (CPU model, cores, TF version,
 oneDNN setting, AMX presence, load average beside every number). Every timing is the median of
@@ -11,6 +12,12 @@ ceilings measured in this run: a large float32 and bfloat16 matmul and the bare
 precision. Speed models have random He-scaled weights (speed does not depend on the values and
 this avoids denormal activations); the bfloat16 accuracy check uses data/sample_model.keras
 when it exists, else a tiny random model (the JSON says which). See docs/performance.md.
+
+The portable section (`--portable`, on by default) adds the issue-11 rows from
+`benchmarks/portable.py` (`portable_section`, not a copy): the `segment` half per frame for the
+lite and VGG16 backbones in TF, LiteRT float32/float16/int8 and onnxruntime on the same inputs;
+without the portable extras installed it is skipped and the reason printed and recorded.
+See docs/lite_and_portable.md.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from PIL import Image  # noqa: E402
 from common import (QUICK_WIDTH, bare_trunk, entry, environment, frame_inputs,  # noqa: E402
                     he_randomize, host_tag, parse_sizes, trunk_macs, write_json)
 from flops import objects_macs, segmentation_macs  # noqa: E402
+import portable  # noqa: E402  (benchmarks/portable.py: the portable section)
 from timing import peak_rss_mb, time_interleaved  # noqa: E402
 from osmn import config  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
@@ -62,6 +70,16 @@ flags.DEFINE_string("checkpoint", "data/sample_model.keras",
                     "Trained model for the bfloat16 accuracy check (random tiny if missing).")
 flags.DEFINE_string("output_dir", "benchmarks/results", "Where <tag>.json is written.")
 flags.DEFINE_string("tag", None, "Result file name; default from CPU model, cores, AMX.")
+flags.DEFINE_bool("portable", True, "Also the portable section: lite vs VGG16 per frame and TF vs "
+                  "LiteRT vs onnxruntime on the same inputs (skipped, with the reason printed, "
+                  "when ai-edge-litert / tf2onnx / onnxruntime are not installed).")
+flags.DEFINE_string("portable_size", "x".join(map(str, portable.DEFAULT_FRAME)),
+                    "Frame HxW of the portable section (default: the original's YouTube-VOS "
+                    "size; --quick uses its first size).")
+flags.DEFINE_integer("portable_objects", portable.DEFAULT_OBJECTS,
+                     "Objects K sharing the frame in the portable section.")
+flags.DEFINE_bool("only_portable", False, "Run only the portable section (at --portable_size, "
+                  "--runs): a short run of that section alone.")
 
 SAMPLE = REPO / "data" / "davis_sample"
 SAMPLE_SEQUENCE = "car-shadow"
@@ -274,6 +292,33 @@ def table(result: dict) -> str:
                  f"AMX-BF16 {env['amx_bf16']}, oneDNN {env['TF_ENABLE_ONEDNN_OPTS']}"))
     rows.append(("machine", "load avg start/end", f"{env['load_average_start'][0]:.2f} / "
                  f"{env['load_average_end'][0]:.2f}"))
+    if "matmul_ceiling" in result:  # not with --only_portable
+        rows += _main_rows(result)
+    if "portable" in result:
+        rows += _portable_rows(result["portable"])
+    widths = [max(len(r[i]) for r in rows) for i in range(2)]
+    return "\n".join(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}" for r in rows)
+
+
+def _portable_rows(section: dict) -> list:
+    if "skipped" in section:
+        return [("portable", "skipped", section["skipped"])]
+    height, width = section["frame"]
+    name = f"portable {height}x{width} K={section['objects']}"
+    rows = []
+    for backbone, per_runtime in section["backbones"].items():
+        for runtime, row in per_runtime.items():
+            size = f", {row['file_mb']:.1f} MB" if row["file_mb"] else ""
+            rows.append((name, f"{backbone} {runtime}",
+                         f"{row['median_s'] * 1e3:.1f} ms/frame{size}, max |dp| vs TF "
+                         f"{row['max_abs_diff_vs_tf']:.2g}"))
+    if "lite_over_vgg16_tf" in section:
+        rows.append((name, "lite / VGG16 (TF)", f"{section['lite_over_vgg16_tf']:.3f}"))
+    return rows
+
+
+def _main_rows(result: dict) -> list:
+    rows = []
     for precision, c in result["matmul_ceiling"].items():
         rows.append(("ceiling", f"matmul {precision}", f"{c['gflops']:.0f} GFLOP/s"))
     for precision, per_size in result["segmentation"].items():
@@ -317,20 +362,40 @@ def table(result: dict) -> str:
                  f"min {a['mask_iou_bf16_vs_f32_min']:.4f} (target >= 0.99)"))
     rows.append(("memory", "peak RSS", f"{result['peak_rss_mib']:.0f} MiB (after inference "
                  f"sections {result['peak_rss_mib_after']['segmentation']:.0f} MiB)"))
-    widths = [max(len(r[i]) for r in rows) for i in range(2)]
-    return "\n".join(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}" for r in rows)
+    return rows
+
+
+def portable_result(quick: bool, size, objects: int, runs: int) -> dict:
+    """The portable section (benchmarks/portable.py), or {"skipped": reason} without extras."""
+    reason = portable.missing_extras()
+    if reason:
+        print(f"portable section skipped: {reason}", flush=True)
+        return {"skipped": reason}
+    width = QUICK_WIDTH if quick else 1.0
+    return portable.portable_section(width, size[0], size[1], objects, runs,
+                                     report=lambda line: print(line, flush=True))
 
 
 def run(quick: bool, sizes, runs: int, warmup: int, max_objects: int, finetune_steps: int,
         matmul_size: int, use_xla: bool, use_eager: bool, accuracy_frames: int,
-        checkpoint: str, output_dir, tag=None) -> dict:
+        checkpoint: str, output_dir, tag=None, with_portable: bool = True,
+        portable_size=portable.DEFAULT_FRAME, portable_objects: int = portable.DEFAULT_OBJECTS,
+        only_portable: bool = False) -> dict:
     if quick:
         sizes, runs, finetune_steps = [(65, 97), (64, 64)], min(runs, 2), min(finetune_steps, 3)
         matmul_size, accuracy_frames = min(matmul_size, 512), min(accuracy_frames, 4)
-    if runs < 1 or max_objects < 1 or finetune_steps < 0 or accuracy_frames < 2:
-        raise UserError("--runs and --max_objects must be >= 1, --finetune_steps >= 0, "
-                        "--accuracy_frames >= 2")
+        portable_size = sizes[0]
+    if runs < 1 or max_objects < 1 or finetune_steps < 0 or accuracy_frames < 2 \
+            or portable_objects < 1:
+        raise UserError("--runs, --max_objects and --portable_objects must be >= 1, "
+                        "--finetune_steps >= 0, --accuracy_frames >= 2")
     env = environment()
+    if only_portable:
+        result = {"environment": env, "runs": runs,
+                  "portable": portable_result(quick, portable_size, portable_objects, runs)}
+        # Its own file name: a section alone must not replace the full run's JSON.
+        return _finish(result, env, output_dir, tag or host_tag(env, quick) + "-portable-only",
+                       quick)
     width = QUICK_WIDTH if quick else 1.0
     osmn = OSMN({"width_multiplier": width})
     he_randomize(osmn)
@@ -359,6 +424,12 @@ def run(quick: bool, sizes, runs: int, warmup: int, max_objects: int, finetune_s
     result["bfloat16_accuracy"] = bfloat16_accuracy(*accuracy_model(checkpoint, quick),
                                                     accuracy_frames)
     result["peak_rss_mib"] = peak_rss_mb()
+    if with_portable:
+        result["portable"] = portable_result(quick, portable_size, portable_objects, runs)
+    return _finish(result, env, output_dir, tag, quick)
+
+
+def _finish(result: dict, env: dict, output_dir, tag, quick: bool) -> dict:
     env["load_average_end"] = list(os.getloadavg())
     tag = tag or host_tag(env, quick)
     path = write_json(result, pathlib.Path(output_dir), tag)
@@ -370,9 +441,11 @@ def run(quick: bool, sizes, runs: int, warmup: int, max_objects: int, finetune_s
 def main(argv):
     if len(argv) > 1:
         raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
+    (portable_size,) = parse_sizes([FLAGS.portable_size], "--portable_size")
     run(FLAGS.quick, parse_sizes(FLAGS.sizes), FLAGS.runs, FLAGS.warmup, FLAGS.max_objects,
         FLAGS.finetune_steps, FLAGS.matmul_size, FLAGS.xla, FLAGS.eager, FLAGS.accuracy_frames,
-        FLAGS.checkpoint, FLAGS.output_dir, FLAGS.tag)
+        FLAGS.checkpoint, FLAGS.output_dir, FLAGS.tag, FLAGS.portable or FLAGS.only_portable,
+        portable_size, FLAGS.portable_objects, FLAGS.only_portable)
 
 
 if __name__ == "__main__":

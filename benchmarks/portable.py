@@ -3,6 +3,8 @@
     python benchmarks/portable.py                       # full width, 256x448, 2 objects
     python benchmarks/portable.py --quick               # width 1/16, a smoke test
 
+`benchmarks/benchmark.py` runs the same section (`portable_section`) as part of its one run.
+
 For each backbone the SAME random inputs (one RGB frame shared by K objects, their guides and
 gammas) go through: the TF SavedModel signature function (`OSMNServingModule.segment`, graph
 mode), the LiteRT float32 / float16 / int8 `.tflite` of that function (ai-edge-litert
@@ -32,14 +34,35 @@ from common import QUICK_WIDTH, entry, environment, he_randomize, host_tag, writ
 from timing import time_interleaved  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
 
-flags.DEFINE_bool("quick", False, f"Width {QUICK_WIDTH}, 2 runs: a smoke test.")
-flags.DEFINE_integer("height", 256, "Frame height (256x448 is the original's YouTube-VOS size).")
-flags.DEFINE_integer("width", 448, "Frame width.")
-flags.DEFINE_integer("objects", 2, "Objects per frame (K).")
-flags.DEFINE_integer("runs", 5, "Timed runs per candidate.")
-flags.DEFINE_list("backbones", ["lite", "vgg16"], "Backbones to measure.")
-flags.DEFINE_string("output_dir", str(REPO / "benchmarks" / "results"), "Where the JSON goes.")
 FLAGS = flags.FLAGS
+BACKBONES = ("lite", "vgg16")
+# The runtimes' Python packages (optional extras, docs/lite_and_portable.md).
+EXTRAS = ("ai_edge_litert", "tf2onnx", "onnxruntime")
+# The frame of the section: the original's YouTube-VOS working size (config.YOUTUBE_VOS_IM_SIZE).
+DEFAULT_FRAME = (256, 448)
+DEFAULT_OBJECTS = 2
+
+
+def _define_flags() -> None:
+    """This script's flags; only when run as a script (benchmark.py imports the functions)."""
+    flags.DEFINE_bool("quick", False, f"Width {QUICK_WIDTH}, 2 runs: a smoke test.")
+    flags.DEFINE_integer("height", DEFAULT_FRAME[0], "Frame height (256x448 is the original's "
+                         "YouTube-VOS size).")
+    flags.DEFINE_integer("width", DEFAULT_FRAME[1], "Frame width.")
+    flags.DEFINE_integer("objects", DEFAULT_OBJECTS, "Objects per frame (K).")
+    flags.DEFINE_integer("runs", 5, "Timed runs per candidate.")
+    flags.DEFINE_list("backbones", list(BACKBONES), "Backbones to measure.")
+    flags.DEFINE_string("output_dir", str(REPO / "benchmarks" / "results"), "Where the JSON goes.")
+
+
+def missing_extras():
+    """None when the portable runtimes import, else a one-line reason naming what is missing."""
+    import importlib.util  # noqa: PLC0415
+    missing = [name for name in EXTRAS if importlib.util.find_spec(name) is None]
+    if not missing:
+        return None
+    return (f"not installed: {', '.join(missing)} (pip install ai-edge-litert tf2onnx "
+            "onnxruntime; docs/lite_and_portable.md)")
 
 
 def measure(backbone: str, width_multiplier: float, height: int, width: int, objects: int,
@@ -82,31 +105,62 @@ def measure(backbone: str, width_multiplier: float, height: int, width: int, obj
     return rows
 
 
+def portable_section(width_multiplier: float, height: int, width: int, objects: int,
+                     runs: int, backbones=BACKBONES, report=print) -> dict:
+    """Every backbone's rows (`measure`) on the same frame size, K and runs; `report` gets one
+    table line per row as it is measured.
+
+    Returns:
+        {"width_multiplier", "frame": [H, W], "objects", "runs", "half", "backbones":
+        {backbone: {runtime: row}}, "lite_over_vgg16_tf": lite's TF time / VGG16's (when both
+        are measured)}.
+
+    Raises:
+        UserError: an unknown backbone, or the portable extras are not installed.
+    """
+    for name in backbones:
+        if name not in BACKBONES:
+            raise UserError(f"--backbones: unknown backbone {name!r} ({', '.join(BACKBONES)})")
+    reason = missing_extras()
+    if reason:
+        raise UserError(f"portable runtimes {reason}")
+    logging.set_verbosity(logging.WARNING)  # tf2onnx logs every graph rewrite at INFO.
+    result = {"width_multiplier": width_multiplier, "frame": [height, width],
+              "objects": objects, "runs": runs, "half": "segment (per frame)", "backbones": {}}
+    report(f"segment half, {height}x{width}, {objects} objects, width {width_multiplier}, "
+           f"median of {runs} runs")
+    report(f"{'backbone':8} {'runtime':16} {'ms/frame':>9} {'file MB':>8} "
+           f"{'max|diff| vs TF':>16}")
+    with tempfile.TemporaryDirectory() as scratch:
+        for backbone in backbones:
+            rows = measure(backbone, width_multiplier, height, width, objects, runs,
+                           pathlib.Path(scratch))
+            result["backbones"][backbone] = rows
+            for line in table_lines(backbone, rows):
+                report(line)
+    measured = result["backbones"]
+    if "lite" in measured and "vgg16" in measured:
+        result["lite_over_vgg16_tf"] = (measured["lite"]["tf"]["median_s"]
+                                        / measured["vgg16"]["tf"]["median_s"])
+    return result
+
+
+def table_lines(backbone: str, rows: dict):
+    """One line per runtime: backbone, runtime, ms/frame, file MB, max |diff| vs TF."""
+    for name, row in rows.items():
+        size = f"{row['file_mb']:.1f}" if row["file_mb"] else "-"
+        yield (f"{backbone:8} {name:16} {row['median_s'] * 1e3:9.1f} {size:>8} "
+               f"{row['max_abs_diff_vs_tf']:16.2g}")
+
+
 def main(argv):
     if len(argv) > 1:
         raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
-    for name in FLAGS.backbones:
-        if name not in ("lite", "vgg16"):
-            raise UserError(f"--backbones: unknown backbone {name!r} (lite, vgg16)")
-    logging.set_verbosity(logging.WARNING)  # tf2onnx logs every graph rewrite at INFO.
     width_multiplier = QUICK_WIDTH if FLAGS.quick else 1.0
     runs = 2 if FLAGS.quick else FLAGS.runs
     env = environment()
-    result = {"environment": env, "width_multiplier": width_multiplier,
-              "frame": [FLAGS.height, FLAGS.width], "objects": FLAGS.objects, "runs": runs,
-              "half": "segment (per frame)", "backbones": {}}
-    print(f"segment half, {FLAGS.height}x{FLAGS.width}, {FLAGS.objects} objects, width "
-          f"{width_multiplier}, median of {runs} runs")
-    print(f"{'backbone':8} {'runtime':16} {'ms/frame':>9} {'file MB':>8} {'max|diff| vs TF':>16}")
-    with tempfile.TemporaryDirectory() as scratch:
-        for backbone in FLAGS.backbones:
-            rows = measure(backbone, width_multiplier, FLAGS.height, FLAGS.width,
-                           FLAGS.objects, runs, pathlib.Path(scratch))
-            result["backbones"][backbone] = rows
-            for name, row in rows.items():
-                size = f"{row['file_mb']:.1f}" if row["file_mb"] else "-"
-                print(f"{backbone:8} {name:16} {row['median_s'] * 1e3:9.1f} {size:>8} "
-                      f"{row['max_abs_diff_vs_tf']:16.2g}")
+    result = {"environment": env, **portable_section(
+        width_multiplier, FLAGS.height, FLAGS.width, FLAGS.objects, runs, FLAGS.backbones)}
     result["load_average_end"] = list(os.getloadavg())
     path = write_json(result, pathlib.Path(FLAGS.output_dir),
                       "portable-" + host_tag(env, FLAGS.quick))
@@ -114,4 +168,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     entry(main)
