@@ -330,3 +330,18 @@ def test_bn_recalibration_sets_the_mean_of_the_batch_statistics():
     np.testing.assert_allclose(stem.stem_bn.moving_variance.numpy(), expected_var, rtol=1e-3)
     assert all(n.momentum in (LITE_BN_MOMENTUM, BN_MOMENTUM) for n in batch_norm_layers(model))
     np.testing.assert_array_equal(model.segmentation_network.fuse.kernel.numpy(), kernel)
+
+
+def test_portable_section_reports_missing_extras(monkeypatch):
+    """Without the portable runtimes the section is skipped with a reason naming them (the
+    benchmark prints it and records {"skipped": reason})."""
+    import importlib.util  # noqa: PLC0415
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import portable  # noqa: PLC0415
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    reason = portable.missing_extras()
+    assert reason.startswith("not installed: onnxruntime (pip install")
+    with pytest.raises(UserError, match="portable runtimes not installed: onnxruntime"):
+        portable.portable_section(1 / 16, 64, 96, 1, 1)
