@@ -33,6 +33,11 @@ class ConfigError(UserError, ValueError):
 # ---------------------------------------------------------------------------------------------
 # Images are fed as BGR minus this per-channel mean, scale 1.0 (the Caffe VGG16 convention).
 MEAN_BGR: Tuple[float, float, float] = (104.0, 117.0, 123.0)
+# Ours, for `TrainConfig.he_init` only: the pixel std of ImageNet in these 0..255 units
+# (0.229, 0.224, 0.225 x 255 = 58.4, 57.1, 57.4: the "torch" mode of
+# keras.applications.imagenet_utils). He-normal keeps each layer's output at its input's scale;
+# dividing conv1_1 by this std starts every layer at unit scale, as a trained VGG16 roughly is.
+HE_INIT_INPUT_STD = 58.0
 # Test-time working sizes (width, height) used by the original per data set.
 DAVIS_IM_SIZE: Tuple[int, int] = (854, 480)
 YOUTUBE_OBJECTS_IM_SIZE: Tuple[int, int] = (640, 360)

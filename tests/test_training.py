@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from osmn import config
 from osmn.config import RECIPES, ModelConfig
 from osmn.data import training_dataset
 from osmn.model import load_osmn
@@ -194,10 +195,26 @@ def test_he_init_redraws_only_the_vgg_kernels():
     before = {v.path: np.asarray(v) for v in model.weights}
     initialise(model, tiny_recipe(he_init=True), log=lambda line: None)
     seg, vm = model.segmentation_network, model.visual_modulator
-    for layer in seg.trunk_layers() + [vm.fc6, vm.fc7]:
+    firsts = (seg.trunk_layers()[0], vm.conv_blocks[0][0])
+    for layer in seg.trunk_layers() + [conv for b in vm.conv_blocks for conv in b] + [vm.fc6,
+                                                                                     vm.fc7]:
         kernel = np.asarray(layer.kernel)
         fan_in = np.prod(kernel.shape[:-1])
-        assert kernel.std() == pytest.approx(np.sqrt(2 / fan_in), rel=0.35), layer.name
+        expected = np.sqrt(2 / fan_in) / (config.HE_INIT_INPUT_STD if layer in firsts else 1)
+        assert kernel.std() == pytest.approx(expected, rel=0.35), layer.name
+    # Unit-scale activations from pixel-scale input: fc7 of a real frame's crop stays O(1).
+    from osmn.guides import visual_guide
+    from conftest import DATA
+    from PIL import Image
+    folder = DATA / "davis_sample"
+    frame = np.asarray(Image.open(folder / "JPEGImages/480p/car-shadow/00000.jpg"))
+    mask = np.asarray(Image.open(folder / "Annotations/480p/car-shadow/00000.png")) > 0
+    x = visual_guide(tf.constant(frame), tf.constant(mask.astype(np.float32)))[None]
+    for block, convs in enumerate(vm.conv_blocks):
+        for conv in convs:
+            x = conv(x)
+        x = vm.pools[block](x)
+    assert 0.01 < float(tf.reduce_mean(vm.fc7(vm.fc6(x)))) < 5.0
     assert not np.asarray(vm.fc8.kernel).any()  # gamma still starts at exactly 1
     for layer in seg.side_convs + [seg.fuse]:  # the original's N(0, 0.001) kept
         np.testing.assert_array_equal(np.asarray(layer.kernel), before[layer.kernel.path])

@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from osmn import losses
+from osmn import config, losses
 from osmn.config import TrainConfig
 from osmn.errors import UserError
 from osmn.model import OSMN, load_osmn
@@ -132,7 +132,11 @@ def he_initialise_vgg(model: OSMN, seed: int) -> None:
 
     Touches conv1_1..conv5_3 of the segmentation network and of the visual modulator and the
     modulator's fc6/fc7; fc8 keeps its zero weights (gamma = 1), and the side, fusion and
-    spatial-modulator convs keep N(0, 0.001), as in the original.
+    spatial-modulator convs keep N(0, 0.001), as in the original. Both conv1_1 kernels are then
+    divided by `config.HE_INIT_INPUT_STD`, so that activations start at unit scale rather than
+    at the pixel scale (~30-60): at pixel scale fc7 summed to ~9000, so Adam's first step of
+    ~lr on each zero fc8 weight moved every gamma by up to ~9 at lr 1e-3 and the loss jumped
+    to 1e10 (the ablation's first runs; docs/ablation.md).
 
     Raises:
         UserError: the model has the lite backbone (its convs are batch-normalised and train
@@ -145,9 +149,15 @@ def he_initialise_vgg(model: OSMN, seed: int) -> None:
     if model.visual_modulator is not None:
         vm = model.visual_modulator
         layers += [conv for block in vm.conv_blocks for conv in block] + [vm.fc6, vm.fc7]
+    firsts = [model.segmentation_network.trunk_layers()[0]]
+    if model.visual_modulator is not None:
+        firsts.append(model.visual_modulator.conv_blocks[0][0])
     for i, layer in enumerate(layers):
         initializer = keras.initializers.HeNormal(seed=seed * 1000 + i)
-        layer.kernel.assign(initializer(layer.kernel.shape, layer.kernel.dtype))
+        kernel = initializer(layer.kernel.shape, layer.kernel.dtype)
+        if any(layer is first for first in firsts):
+            kernel = kernel / config.HE_INIT_INPUT_STD
+        layer.kernel.assign(kernel)
 
 
 def _check_resumable(run_dir, train_config: TrainConfig) -> None:
