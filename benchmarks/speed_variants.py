@@ -9,7 +9,11 @@ Times, interleaved in one process (`timing.py`), per precision:
 * the same with the first formulation (`reference.py`: 16-channel transposed-conv upsampling,
   64-channel concat, 1x1 fusion) and, for K objects, the frame repeated K times;
 * the side output as a 3x3 conv to 16 channels + 16 -> 1 fusion vs folded into one 3x3 conv to
-  1 channel (an idea that was tried; see the docs for the outcome).
+  1 channel (an idea that was tried; see the docs for the outcome);
+* one modulated layer at conv3's size: its conv + ReLU, the one-pass XLA modulation
+  (`_modulate`) and a bare `x * 2` pass over the same map (is the modulation memory-bound?);
+* the inference tool's frame loop on the sample video with the shipped demo model: frames
+  decoded in turn vs decoded ahead on a thread (`FrameSource.prefetched`).
 Prints one line per candidate and writes benchmarks/results/speed_variants-<tag>.json.
 """
 
@@ -35,6 +39,7 @@ from timing import time_interleaved  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
 from osmn.model import OSMN  # noqa: E402
 from osmn.model.fast_inference import PRECISION_POLICIES, make_inference_fn  # noqa: E402
+from osmn.model.segmentation_network import _modulate  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("size", "480x854", "Frame size HxW.")
@@ -78,6 +83,52 @@ def side_output_variants(channels: int, height: int, width: int, precision: str)
             "side_folded_1ch": lambda: folded().numpy()}
 
 
+def modulation_pass_variants(height: int, width: int, precision: str, channels: int = 256):
+    """conv3_x at 1/4 of the frame: the conv + ReLU, the XLA modulation pass after it, and a
+    bare element-wise pass over the same [1, H/4, W/4, 256] map (memory traffic only)."""
+    dtype = tf.bfloat16 if precision == "bfloat16" else tf.float32
+    rng = np.random.default_rng(0)
+    h, w = (height + 3) // 4, (width + 3) // 4
+    x = tf.cast(rng.normal(size=(1, h, w, channels)), dtype)
+    kernel = tf.cast(rng.normal(size=(3, 3, channels, channels)) * np.sqrt(2 / 9 / channels),
+                     dtype)
+    gamma = tf.cast(rng.normal(1, 0.1, (1, channels)), dtype)
+    guide = tf.cast(rng.uniform(size=(1, h, w, 1)), dtype)
+    scale, shift = (tf.constant(rng.normal(size=channels), tf.float32) for _ in range(2))
+    conv = tf.function(lambda: tf.nn.relu(tf.nn.conv2d(x, kernel, 1, "SAME")))
+    twice = tf.function(lambda: x * tf.constant(2, dtype), jit_compile=True)
+    return {"conv3_conv_relu": lambda: conv().numpy(),
+            "conv3_modulation_pass": lambda: _modulate(x, gamma, guide, scale, shift).numpy(),
+            "conv3_bare_x2_pass": lambda: twice().numpy()}
+
+
+def frame_loop_variants(frames: int = 12):
+    """tools/infer.py's loop over `frames` sample frames, decoding in turn vs ahead."""
+    from osmn.cli import SHIPPED_MODEL  # noqa: PLC0415
+    from osmn.inference import FrameSource, VideoSegmenter, read_mask  # noqa: PLC0415
+    from osmn.model import load_osmn  # noqa: PLC0415
+    sample = REPO / "data" / "davis_sample"
+    source = FrameSource(sample / "JPEGImages" / "480p" / "car-shadow")
+    labels, _ = read_mask(sample / "Annotations" / "480p" / "car-shadow" / "00000.png")
+    segmenter = VideoSegmenter(load_osmn(REPO / SHIPPED_MODEL))
+    count = min(frames, len(source) - 1)
+
+    def in_turn():
+        segmenter.start(source.frame(0), labels)
+        for index in range(1, count + 1):
+            segmenter.step(source.frame(index))
+
+    def ahead():
+        segmenter.start(source.frame(0), labels)
+        for index, frame in source.prefetched(1):
+            if index > count:
+                break
+            segmenter.step(frame)
+
+    return {f"loop_{count}_frames_decode_in_turn": in_turn,
+            f"loop_{count}_frames_decode_ahead": ahead}
+
+
 def main(argv):
     if len(argv) > 1:
         raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -105,10 +156,17 @@ def main(argv):
                     image, guides[:k], gammas[:k])[0].numpy())
             candidates.update(side_output_variants(128, (height + 1) // 2, (width + 1) // 2,
                                                    precision))
+            candidates.update(modulation_pass_variants(height, width, precision))
         timed = time_interleaved(candidates, FLAGS.runs, warmup=1)
         results[precision] = timed
         for name, t in timed.items():
             print(f"{precision:9s} {name:22s} median {t['median_s']:.4f} s  "
+                  f"min {t['min_s']:.4f} s  cpu {t['cpu_median_s']:.4f} s", flush=True)
+    if not FLAGS.only_trunk_and_frame:
+        timed = time_interleaved(frame_loop_variants(), FLAGS.runs, warmup=1)
+        results["frame_loop"] = timed
+        for name, t in timed.items():
+            print(f"{'float32':9s} {name:34s} median {t['median_s']:.4f} s  "
                   f"min {t['min_s']:.4f} s  cpu {t['cpu_median_s']:.4f} s", flush=True)
     env["load_average_end"] = list(os.getloadavg())
     onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "on")
