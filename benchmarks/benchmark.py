@@ -1,8 +1,10 @@
 """OSMN inference speed on this machine against ceilings measured in the same run (issue 8).
 
-    python benchmarks/benchmark.py            # full width, 480x854 and 400x400 (~10-15 min)
-    python benchmarks/benchmark.py --quick    # width 1/16, tiny sizes: a smoke test (~1 min)
-    python benchmarks/benchmark.py --only_portable --portable_size 64x96 --runs 2   # one section
+    python benchmarks/benchmark.py            # full width, 480x854 and 400x400 (~10-15 min),
+                                              # then the portable section at 256x448
+    python benchmarks/benchmark.py --quick    # width 1/16, tiny sizes: a smoke test (~1-2 min)
+    python benchmarks/benchmark.py --only_portable --portable_size 64x96 --runs 2
+                                              # that section alone (85 s here, busy machine)
 
 Prints a table and writes benchmarks/results/<host tag>.json (CPU model, cores, TF version,
 oneDNN setting, AMX presence, load average beside every number). Every timing is the median of
