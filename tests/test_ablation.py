@@ -1,7 +1,6 @@
 """benchmarks/ablation.py: settings checks, the table, and a tiny run end to end."""
 
 import dataclasses
-import importlib.util
 import json
 import subprocess
 import sys
@@ -10,15 +9,12 @@ import numpy as np
 import pytest
 
 from conftest import REPO
+from scripts import load_script
 from osmn.errors import UserError
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("ablation", REPO / "benchmarks/ablation.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/ablation.py", "ablation")
 
 
 ablation = _load()

@@ -1,10 +1,8 @@
 """DAVIS J and F: hand-computed known cases, the statistics, data-set level rules, the tool."""
 
 import csv
-import importlib.util
 import pathlib
 import shutil
-import sys
 
 import numpy as np
 import pytest
@@ -15,6 +13,7 @@ from osmn.evaluation import (evaluate, evaluate_sequence, f_measure, jaccard, li
                              overall, seg2bmap, statistics)
 from osmn.evaluation.metrics import boundary_tolerance, disk_dilate
 from osmn.inference import write_mask
+from scripts import load_tool
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -205,13 +204,7 @@ def test_sequences_from_image_set_or_results(tmp_path):
 # ----------------------------------------------------------------------------- the tool
 @pytest.fixture(scope="module")
 def eval_tool():
-    name = "osmn_tool_eval"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "tools/eval.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_tool("eval")
 
 
 def test_tool_on_the_shipped_sample(eval_tool, davis_sample, tmp_path):

@@ -1,6 +1,5 @@
 """End to end: tools/infer.py on the shipped DAVIS sequence with a tiny constructed model."""
 
-import importlib.util
 import os
 import pathlib
 import shutil
@@ -14,24 +13,15 @@ from PIL import Image
 from osmn.errors import UserError
 from osmn.inference import ObjectManager, davis_palette, merge_probabilities, read_mask, write_mask
 from osmn.model import OSMN, save_osmn
+from scripts import load_tool
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SEQUENCE = "car-shadow"
 
 
-def _load_tool(name):
-    module_name = f"osmn_tool_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, REPO / "tools" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
-
-
 @pytest.fixture(scope="module")
 def infer():
-    return _load_tool("infer")
+    return load_tool("infer")
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,8 @@
 """The lite backbone through the tools: train (--backbone lite, recipes), infer (float32 and
 bfloat16), eval, export --format saved_model; he_init / imagenet_init with lite."""
 
-import importlib.util
 import json
 import os
-import pathlib
 import shutil
 import subprocess
 import sys
@@ -22,6 +20,7 @@ from osmn.errors import UserError
 from osmn.evaluation import jaccard
 from osmn.inference import read_mask
 from osmn.model import OSMN, load_osmn, save_osmn
+from scripts import load_tool
 from tool_output import error_lines
 
 SAMPLE = REPO / "data" / "davis_sample"
@@ -34,16 +33,6 @@ WORK_SIZE = (214, 120)  # W, H: a quarter of 854x480, padded to 224x128 inside t
 BF16_MIN_IOU = 0.95
 
 
-def _load_tool(name):
-    module_name = f"osmn_tool_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, REPO / "tools" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
-
-
 def _run(tool, *args, cwd=REPO):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
     return subprocess.run([sys.executable, str(REPO / "tools" / f"{tool}.py"), *args],
@@ -52,7 +41,7 @@ def _run(tool, *args, cwd=REPO):
 
 @pytest.fixture(scope="module")
 def infer():
-    return _load_tool("infer")
+    return load_tool("infer")
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from osmn.config import RECIPES, ModelConfig
 from osmn.data import training_dataset
 from osmn.model import load_osmn
 from osmn.training import TrainingDiverged, learning_rate_at, train
-from osmn.training.checkpoints import CONFIG_NAME, MODEL_NAME, RunCheckpoints
+from osmn.training.checkpoints import CONFIG_NAME, MODEL_NAME
 from osmn.training.summaries import prediction_panel
 from tool_output import own_lines
 

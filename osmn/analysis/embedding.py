@@ -38,7 +38,6 @@ def classical_mds(points: np.ndarray, dims: int = 2) -> Tuple[np.ndarray, np.nda
     points = np.asarray(points, np.float64)
     if points.ndim != 2 or points.shape[0] < 1:
         raise ValueError(f"points must be [N >= 1, D], got {list(points.shape)}")
-    n = points.shape[0]
     # Centring first keeps B exact for identical points (D^2 = 0 -> B = 0).
     centred = points - points.mean(axis=0, keepdims=True)
     b = centred @ centred.T  # = -1/2 J D^2 J for Euclidean distances
