@@ -32,14 +32,15 @@ import numpy as np  # noqa: E402
 
 from common import QUICK_WIDTH, entry, environment, he_randomize, host_tag, write_json  # noqa: E402
 from timing import time_interleaved  # noqa: E402
+from osmn import config  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
 
 FLAGS = flags.FLAGS
 BACKBONES = ("lite", "vgg16")
 # The runtimes' Python packages (optional extras, docs/lite_and_portable.md).
 EXTRAS = ("ai_edge_litert", "tf2onnx", "onnxruntime")
-# The frame of the section: the original's YouTube-VOS working size (config.YOUTUBE_VOS_IM_SIZE).
-DEFAULT_FRAME = (256, 448)
+# The frame of the section, (H, W): the original's YouTube-VOS working size.
+DEFAULT_FRAME = tuple(reversed(config.YOUTUBE_VOS_IM_SIZE))
 DEFAULT_OBJECTS = 2
 
 

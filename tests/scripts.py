@@ -6,7 +6,9 @@ dataclasses look their module up there).
 """
 
 import importlib.util
+import os
 import pathlib
+import subprocess
 import sys
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -25,3 +27,12 @@ def load_script(relative_path: str, module_name: str):
 def load_tool(name: str):
     """tools/<name>.py as the module `osmn_tool_<name>`."""
     return load_script(f"tools/{name}.py", f"osmn_tool_{name}")
+
+
+def run_tool(name: str, *args, cwd=REPO, tf_log_level: str = "3", timeout: int = 300):
+    """tools/<name>.py in a subprocess, as a user runs it: the CompletedProcess with text
+    stdout/stderr (exit codes and stderr as a user sees them; TensorFlow's own C++ log level
+    `tf_log_level`, the repository on PYTHONPATH)."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": tf_log_level, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, str(REPO / "tools" / f"{name}.py"), *map(str, args)],
+                          capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)

@@ -1,9 +1,6 @@
 """Paper §4.2 analysis (Figures 5-7): MDS, per-layer statistics, object collection, outputs, tool."""
 
 import json
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -19,6 +16,7 @@ from osmn.errors import UserError
 from osmn.model import OSMN, save_osmn
 
 from conftest import DAVIS_SAMPLE, REPO, SAMPLE_SEQUENCE, TINY_WIDTH
+from scripts import run_tool
 from tool_output import own_lines
 
 COCO_SAMPLE = REPO / "data" / "coco_sample"
@@ -284,9 +282,7 @@ def test_missing_image_raises_before_anything_is_written(varied_model, tmp_path)
 
 
 def _tool(*args):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, str(REPO / "tools" / "analyze.py"), *args],
-                          capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    return run_tool("analyze", *args, tf_log_level="2")
 
 
 def _stderr_lines(process):

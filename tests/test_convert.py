@@ -7,8 +7,6 @@ names and random values, at width 1/16 so that every file is small.
 
 import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -20,6 +18,7 @@ from osmn.convert import (check_reference, convert_tf1_checkpoint, fixed_upsampl
 from osmn.convert.tf1_checkpoint import keras_weights
 from osmn.errors import UserError
 from osmn.model import OSMN, load_osmn
+import scripts
 from tool_output import single_error_line
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -331,9 +330,7 @@ def test_reference_file_is_validated(tmp_path):
 # The tool, end to end (subprocesses: exit codes and stderr as a user sees them).
 # ---------------------------------------------------------------------------------------------
 def run_tool(*args):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True,
-                          env=env, cwd=REPO, timeout=300)
+    return scripts.run_tool("convert_tf1_checkpoint", *args, tf_log_level="2")
 
 
 def error_line(result):

@@ -20,7 +20,7 @@ from osmn.errors import UserError
 from osmn.evaluation import jaccard
 from osmn.inference import read_mask
 from osmn.model import OSMN, load_osmn, save_osmn
-from scripts import load_tool
+from scripts import load_tool, run_tool
 from tool_output import error_lines
 
 SAMPLE = REPO / "data" / "davis_sample"
@@ -31,12 +31,6 @@ WORK_SIZE = (214, 120)  # W, H: a quarter of 854x480, padded to 224x128 inside t
 # bf16 vs f32 masks of the random lite model below, frames 1-5 at 214x120: the lowest IoU
 # measured was 0.986 (bfloat16 keeps 8 bits of mantissa; only pixels near p = 0.5 flip).
 BF16_MIN_IOU = 0.95
-
-
-def _run(tool, *args, cwd=REPO):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, str(REPO / "tools" / f"{tool}.py"), *args],
-                          capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +111,7 @@ def test_eval_scores_lite_results(lite_results, tmp_path):
     (truth / "Annotations/480p" / SEQUENCE).mkdir(parents=True)
     for path in sorted((SAMPLE / "Annotations/480p" / SEQUENCE).glob("*.png"))[:FRAMES]:
         shutil.copy(path, truth / "Annotations/480p" / SEQUENCE / path.name)
-    done = _run("eval", f"--results={results}", f"--davis={truth}", "--year=2016",
+    done = run_tool("eval", f"--results={results}", f"--davis={truth}", "--year=2016",
                 f"--sequences={SEQUENCE}")
     assert done.returncode == 0, done.stderr[-2000:]
     row = (results / "global_results-val.csv").read_text().splitlines()
@@ -147,7 +141,7 @@ def test_lite_demo_model_follows_the_car(infer, short_video, tmp_path):
 
 def test_export_saved_model_of_a_lite_model(lite_checkpoint, tmp_path):
     import tensorflow as tf  # noqa: PLC0415
-    done = _run("export", f"--checkpoint={lite_checkpoint}",
+    done = run_tool("export", f"--checkpoint={lite_checkpoint}",
                 f"--export_dir={tmp_path / 'models'}", "--version=1", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "checked by reloading" in done.stdout
@@ -176,7 +170,7 @@ TRAIN_ARGS = [f"--data_dir={SAMPLE}", "--width_multiplier=0.0625", "--image_size
 def test_train_tool_backbone_lite_two_steps(tmp_path):
     """--recipe=sample --backbone=lite: the recipe's he_init is turned off (VGG16 only)."""
     run = tmp_path / "run"
-    done = _run("train", "--recipe=sample", "--backbone=lite", f"--train_dir={run}",
+    done = run_tool("train", "--recipe=sample", "--backbone=lite", f"--train_dir={run}",
                 "--steps=2", "--checkpoint_every=2", "--bn_recalibration_batches=2", *TRAIN_ARGS)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "trained 2 steps (to step 2)" in done.stdout
@@ -220,7 +214,7 @@ def test_sample_lite_recipe_is_the_lite_demo():
 ])
 def test_train_tool_lite_misuse_is_one_line(tmp_path, args, message):
     # absl keeps a repeated flag's last value: args override TRAIN_ARGS.
-    done = _run("train", f"--train_dir={tmp_path / 'run'}", "--steps=1", *TRAIN_ARGS, *args)
+    done = run_tool("train", f"--train_dir={tmp_path / 'run'}", "--steps=1", *TRAIN_ARGS, *args)
     assert done.returncode == 2, done.stderr[-2000:]
     # Config errors come before any logging; weight errors after the config is logged: either
     # way exactly one error line.

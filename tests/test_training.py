@@ -1,10 +1,7 @@
 """Training loop: schedule, loss going down, non-finite loss, precision, summaries, resume."""
 
 import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,6 +14,7 @@ from osmn.model import load_osmn
 from osmn.training import TrainingDiverged, learning_rate_at, train
 from osmn.training.checkpoints import CONFIG_NAME, MODEL_NAME
 from osmn.training.summaries import prediction_panel
+from scripts import run_tool
 from tool_output import own_lines
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -133,9 +131,7 @@ def test_prediction_panel_puts_probability_beside_label():
 
 
 def _run_tool(*args):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True,
-                          env=env, cwd=REPO, timeout=300)
+    return run_tool("train", *args)
 
 
 TOOL_ARGS = ["--recipe=sample", f"--data_dir={SAMPLE}", "--width_multiplier=0.0625",
