@@ -146,12 +146,12 @@ def he_initialise_vgg(model: OSMN, seed: int) -> None:
         raise UserError(f"he_init applies to the vgg16 backbone only, the model is "
                         f"{model.config_.backbone}")
     layers = list(model.segmentation_network.trunk_layers())
+    firsts = [layers[0]]  # the conv1_1 of each network
     if model.visual_modulator is not None:
         vm = model.visual_modulator
-        layers += [conv for block in vm.conv_blocks for conv in block] + [vm.fc6, vm.fc7]
-    firsts = [model.segmentation_network.trunk_layers()[0]]
-    if model.visual_modulator is not None:
-        firsts.append(model.visual_modulator.conv_blocks[0][0])
+        vm_convs = [conv for block in vm.conv_blocks for conv in block]
+        firsts.append(vm_convs[0])
+        layers += vm_convs + [vm.fc6, vm.fc7]
     for i, layer in enumerate(layers):
         initializer = keras.initializers.HeNormal(seed=seed * 1000 + i)
         kernel = initializer(layer.kernel.shape, layer.kernel.dtype)
