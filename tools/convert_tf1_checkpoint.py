@@ -19,15 +19,18 @@ written); 2 bad input (one line on stderr naming the file or flag, nothing writt
 from __future__ import annotations
 
 import json
+import pathlib
 import sys
 
-from absl import flags
-import keras
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from osmn.convert import check_reference, convert_tf1_checkpoint, write_model
-from osmn.errors import UserError
-from osmn.cli import no_extra_arguments, run_tool
-from osmn.model import OSMN, load_osmn
+from absl import flags  # noqa: E402
+import keras  # noqa: E402
+
+from osmn.convert import check_reference, convert_tf1_checkpoint, write_model  # noqa: E402
+from osmn.errors import UserError  # noqa: E402
+from osmn.cli import no_extra_arguments, run_tool  # noqa: E402
+from osmn.model import OSMN, load_osmn  # noqa: E402
 from osmn.model.imagenet import load_imagenet_vgg16
 
 FLAGS = flags.FLAGS
