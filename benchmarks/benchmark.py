@@ -114,6 +114,9 @@ def segmentation_speed(models: dict, sizes, precisions, max_objects, runs, warmu
         xla_default = XLA_BY_DEFAULT[precision]
         flipped_fns = make_inference_fn(models["osmn"], precision,
                                         jit_compile=not xla_default) if use_xla else None
+        # With the native modulation kernel as the default, the XLA pass beside it.
+        xla_pass_fns = (make_inference_fn(models["osmn"], precision, modulation_kernel="xla")
+                        if osmn_fns.modulation_kernel == "native" else None)
         for index, (height, width) in enumerate(sizes):
             image, guides = frame_inputs(max_objects, height, width)
             candidates = {
@@ -126,6 +129,9 @@ def segmentation_speed(models: dict, sizes, precisions, max_objects, runs, warmu
             if flipped_fns is not None and index == 0:
                 candidates["osmn_k1_flipped_xla"] = (
                     lambda: flipped_fns.segment(image, guides[:1], gammas[:1])[0].numpy())
+            if xla_pass_fns is not None and index == 0:
+                candidates["osmn_k1_xla_modulation_pass"] = (
+                    lambda: xla_pass_fns.segment(image, guides[:1], gammas[:1])[0].numpy())
             if use_eager and index == 0 and precision == "float32":
                 model = models["osmn"]
                 candidates["osmn_k1_eager"] = lambda: tf.sigmoid(model.segment_objects(
@@ -160,6 +166,10 @@ def segmentation_speed(models: dict, sizes, precisions, max_objects, runs, warmu
             entry["fraction_of_matmul_ceiling"] = {
                 name: value / ceiling for name, value in entry["gflops"].items()}
             entry["xla_default"] = xla_default
+            entry["modulation_kernel"] = osmn_fns.modulation_kernel
+            if "osmn_k1_xla_modulation_pass" in t:
+                entry["ratios"]["xla_modulation_pass_over_default"] = (
+                    t["osmn_k1_xla_modulation_pass"]["median_s"] / one)
             if "osmn_k1_flipped_xla" in t:
                 entry["ratios"]["flipped_xla_over_default"] = (
                     t["osmn_k1_flipped_xla"]["median_s"] / one)
@@ -347,6 +357,10 @@ def _main_rows(result: dict) -> list:
                              "(default)", f"{r['flipped_xla_over_default']:.3f}"))
             if "eager_over_default" in r:
                 rows.append((p, f"eager / traced (XLA {xla})", f"{r['eager_over_default']:.3f}"))
+            rows.append((p, "modulation kernel", e["modulation_kernel"]))
+            if "xla_modulation_pass_over_default" in r:
+                rows.append((p, "XLA pass / native pass (frame)",
+                             f"{r['xla_modulation_pass_over_default']:.3f}"))
     for precision, m in result["modulator"].items():
         rows.append(("modulator", f"one object {precision}", f"{m['median_s']:.3f} s"))
     if "finetune" in result:

@@ -10,8 +10,12 @@ Times, interleaved in one process (`timing.py`), per precision:
   64-channel concat, 1x1 fusion) and, for K objects, the frame repeated K times;
 * the side output as a 3x3 conv to 16 channels + 16 -> 1 fusion vs folded into one 3x3 conv to
   1 channel (an idea that was tried; see the docs for the outcome);
-* one modulated layer at conv3's size: its conv + ReLU, the one-pass XLA modulation
-  (`_modulate`) and a bare `x * 2` pass over the same map (is the modulation memory-bound?);
+* one modulated layer at conv3's size: its conv + ReLU, the one-pass modulation with each
+  kernel (`modulation_pass`: XLA, native) alone and right after the conv, and a bare `x * 2`
+  pass over the same map (is the modulation memory-bound?);
+* the whole frame with the XLA modulation pass instead of the native one, and the plain FCN
+  with the training formulation of the side-output head instead of the inference one
+  (`fused_head`): what each of the two changes gains inside a frame;
 * the inference tool's frame loop on the sample video with the shipped demo model: frames
   decoded in turn vs decoded ahead on a thread (`FrameSource.prefetched`).
 Prints one line per candidate and writes benchmarks/results/speed_variants-<tag>.json.
@@ -39,7 +43,8 @@ from timing import time_interleaved  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
 from osmn.model import OSMN  # noqa: E402
 from osmn.model.fast_inference import PRECISION_POLICIES, make_inference_fn  # noqa: E402
-from osmn.model.segmentation_network import _modulate  # noqa: E402
+from osmn.model.modulation_pass import (modulate_native, modulate_xla,  # noqa: E402
+                                        native_status)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("size", "480x854", "Frame size HxW.")
@@ -84,8 +89,9 @@ def side_output_variants(channels: int, height: int, width: int, precision: str)
 
 
 def modulation_pass_variants(height: int, width: int, precision: str, channels: int = 256):
-    """conv3_x at 1/4 of the frame: the conv + ReLU, the XLA modulation pass after it, and a
-    bare element-wise pass over the same [1, H/4, W/4, 256] map (memory traffic only)."""
+    """conv3_x at 1/4 of the frame: the conv + ReLU, each modulation pass alone and after the
+    conv (a fresh output, as in a frame), and a bare element-wise pass over the same
+    [1, H/4, W/4, 256] map (memory traffic only)."""
     dtype = tf.bfloat16 if precision == "bfloat16" else tf.float32
     rng = np.random.default_rng(0)
     h, w = (height + 3) // 4, (width + 3) // 4
@@ -97,9 +103,36 @@ def modulation_pass_variants(height: int, width: int, precision: str, channels: 
     scale, shift = (tf.constant(rng.normal(size=channels), tf.float32) for _ in range(2))
     conv = tf.function(lambda: tf.nn.relu(tf.nn.conv2d(x, kernel, 1, "SAME")))
     twice = tf.function(lambda: x * tf.constant(2, dtype), jit_compile=True)
-    return {"conv3_conv_relu": lambda: conv().numpy(),
-            "conv3_modulation_pass": lambda: _modulate(x, gamma, guide, scale, shift).numpy(),
-            "conv3_bare_x2_pass": lambda: twice().numpy()}
+    passes = {"xla": modulate_xla}
+    if native_status()[0]:
+        passes["native"] = modulate_native
+    out = {"conv3_conv_relu": lambda: conv().numpy(),
+           "conv3_bare_x2_pass": lambda: twice().numpy()}
+    for name, modulate in passes.items():
+        after = tf.function(lambda modulate=modulate: modulate(
+            tf.nn.relu(tf.nn.conv2d(x, kernel, 1, "SAME")), gamma, guide, scale, shift))
+        out[f"conv3_{name}_pass"] = (
+            lambda modulate=modulate: modulate(x, gamma, guide, scale, shift).numpy())
+        out[f"conv3_conv_then_{name}_pass"] = lambda after=after: after().numpy()
+    return out
+
+
+def head_and_kernel_variants(model, plain, image, guides, gammas, precision: str):
+    """The frame with the XLA modulation pass (if the default is native), and the plain FCN
+    with the training formulation of the side-output head beside the inference one."""
+    out = {}
+    fns = make_inference_fn(model, precision, jit_compile=False)
+    if fns.modulation_kernel == "native":
+        xla = make_inference_fn(model, precision, jit_compile=False, modulation_kernel="xla")
+        out["frame_k1_xla_modulation_pass"] = (
+            lambda: xla.segment(image, guides[:1], gammas[:1])[0].numpy())
+    run_plain = make_inference_fn(plain, precision, jit_compile=False).model
+
+    for head in ("inference", "training"):
+        fn = tf.function(lambda image_, fused=(head == "inference"): run_plain.segment_objects(
+            image_, guides[:1], gammas[:1], fused=fused))
+        out[f"plain_fcn_{head}_head"] = lambda fn=fn: fn(image).numpy()
+    return out
 
 
 def frame_loop_variants(frames: int = 12):
@@ -136,6 +169,8 @@ def main(argv):
     env = environment()
     model = OSMN({})
     he_randomize(model)
+    plain = OSMN({"use_visual_modulator": False, "use_spatial_modulator": False})
+    plain.segmentation_network.set_weights(model.segmentation_network.get_weights())
     k_max = FLAGS.max_objects
     image, guides = frame_inputs(k_max, height, width)
     gammas = tf.constant(np.random.default_rng(0).normal(1, 0.1, (k_max, model.gamma_size)),
@@ -157,10 +192,12 @@ def main(argv):
             candidates.update(side_output_variants(128, (height + 1) // 2, (width + 1) // 2,
                                                    precision))
             candidates.update(modulation_pass_variants(height, width, precision))
+            candidates.update(head_and_kernel_variants(model, plain, image, guides, gammas,
+                                                       precision))
         timed = time_interleaved(candidates, FLAGS.runs, warmup=1)
         results[precision] = timed
         for name, t in timed.items():
-            print(f"{precision:9s} {name:22s} median {t['median_s']:.4f} s  "
+            print(f"{precision:9s} {name:30s} median {t['median_s']:.4f} s  "
                   f"min {t['min_s']:.4f} s  cpu {t['cpu_median_s']:.4f} s", flush=True)
     if not FLAGS.only_trunk_and_frame:
         timed = time_interleaved(frame_loop_variants(), FLAGS.runs, warmup=1)

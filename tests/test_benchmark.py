@@ -19,15 +19,15 @@ def test_segmentation_macs_match_vgg16_and_split_shared_from_per_object():
     plain = segmentation_macs({"use_visual_modulator": False, "use_spatial_modulator": False},
                               224, 224)
     assert plain["per_object"] == 0
-    # VGG16's 13 convs at 224x224 are 15.35 GMACs; side convs + fusion add ~0.42 G.
+    # VGG16's 13 convs at 224x224 are 15.35 GMACs; the side outputs, computed as a 1x1
+    # product to the 9 folded kernel taps (osmn/model/fused_head.py), add ~0.02 G.
     vgg16 = 15_346_630_656
-    side = sum(s * s * (9 * c * 16 + 16) for s, c in [(112, 128), (56, 256), (28, 512),
-                                                      (14, 512)])
+    side = sum(s * s * 9 * c for s, c in [(112, 128), (56, 256), (28, 512), (14, 512)])
     assert plain["shared"] == vgg16 + side
     counts = segmentation_macs({}, 224, 224)
     # Shared: conv1_x, conv2_x, conv3_1 (its input is not modulated) and the conv2_2 side output.
     shared = (224 * 224 * 9 * (3 * 64 + 64 * 64) + 112 * 112 * 9 * (64 * 128 + 128 * 128)
-              + 112 * 112 * (9 * 128 * 16 + 16) + 56 * 56 * 9 * 128 * 256)
+              + 112 * 112 * 9 * 128 + 56 * 56 * 9 * 128 * 256)
     assert counts["shared"] == shared
     spatial_1x1 = 56 * 56 * 256 * 3 + 28 * 28 * 512 * 3 + 14 * 14 * 512 * 3
     assert counts["shared"] + counts["per_object"] == plain["shared"] + spatial_1x1

@@ -25,6 +25,7 @@ from osmn.guides import spatial_guide, visual_guide
 from osmn.inference.finetune import finetune_objects
 from osmn.inference.merge import merge_probabilities
 from osmn.inference.object_manager import ObjectManager
+from osmn.model.modulation_pass import resolve_kernel
 from osmn.preprocessing import resize_image, resize_mask, to_model_input
 
 # (frame_rgb [h, w, 3] uint8 at the working size, mask [h, w] bool) -> probability [h, w] float32.
@@ -60,7 +61,7 @@ def working_frame(frame: tf.Tensor, work_hw: tf.Tensor) -> tf.Tensor:
     return tf.cond(same, lambda: tf.cast(frame, tf.float32), resize)
 
 
-def _build_step(model, counter: list):
+def _build_step(model, counter: list, modulation_kernel: str):
     """The per-frame step of one model as a tf.function with a fixed, dynamic-shape signature."""
 
     @tf.function(input_signature=[
@@ -74,7 +75,8 @@ def _build_step(model, counter: list):
         image = to_model_input(working_frame(frame, work_hw))[None]
         guides = tf.map_fn(lambda m: spatial_guide(m, work_hw[0], work_hw[1]), previous_masks,
                            fn_output_signature=tf.TensorSpec([None, None, 1], tf.float32))
-        logits = model.segment_objects(image, guides, gammas)
+        logits = model.segment_objects(image, guides, gammas,
+                                       modulation_kernel=modulation_kernel)
         return tf.sigmoid(tf.cast(logits[..., 0], tf.float32))
 
     return step
@@ -98,6 +100,8 @@ class VideoSegmenter:
             segmented by its own copy. Defaults to 0 (the shared model, batched objects).
         finetune_seed: int. Seed of the fine-tuning augmentation. Defaults to 0.
         on_finetune_step: optional callback(step, loss) for a progress bar.
+        modulation_kernel: "auto", "xla" or "native" (`osmn.model.modulation_pass`). Defaults
+            to "auto": the native kernel when it builds, else XLA.
 
     Attributes:
         objects: `ObjectManager` (after `start`).
@@ -120,8 +124,11 @@ class VideoSegmenter:
                  work_size: Optional[Tuple[int, int]] = None,
                  postprocess: Optional[PostProcess] = None,
                  finetune_steps: int = 0, finetune_seed: int = 0,
-                 on_finetune_step: Optional[Callable[[int, float], None]] = None):
+                 on_finetune_step: Optional[Callable[[int, float], None]] = None,
+                 modulation_kernel: str = "auto"):
         self.model = model
+        # The per-frame step is not XLA-compiled, so the native kernel can run there.
+        self.modulation_kernel = resolve_kernel(modulation_kernel, jit_compile=False)
         self.keep_last_guide = keep_last_guide
         self.work_size = None if work_size is None else (int(work_size[0]), int(work_size[1]))
         self.postprocess = postprocess
@@ -160,7 +167,7 @@ class VideoSegmenter:
 
     def _step_fn(self, model):
         if id(model) not in self._steps:
-            self._steps[id(model)] = _build_step(model, self._counter)
+            self._steps[id(model)] = _build_step(model, self._counter, self.modulation_kernel)
         return self._steps[id(model)]
 
     def _work_hw(self, frame_hw) -> np.ndarray:

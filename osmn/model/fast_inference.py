@@ -8,10 +8,11 @@ inference wants:
 * `inference_model(model, precision)`: the same weights in a model built under the Keras
   `mixed_bfloat16` policy (bfloat16 convs on oneDNN, which uses AMX where the CPU has it;
   variables, logits and probabilities stay float32), or the model itself for float32;
-* `make_inference_fn(model, precision, jit_compile)`: `modulate` and the whole per-frame step
-  (modulated trunk, side outputs, upsampling, fusion, spatial modulator, sigmoid, threshold) as
-  `tf.function`s with dynamic-shape input signatures, so a video is traced once, whatever its
-  size and number of objects; XLA where it measured faster (float32, not bfloat16).
+* `make_inference_fn(model, precision, jit_compile, modulation_kernel)`: `modulate` and the
+  whole per-frame step (modulated trunk, side outputs, upsampling, fusion, spatial modulator,
+  sigmoid, threshold) as `tf.function`s with dynamic-shape input signatures, so a video is
+  traced once, whatever its size and number of objects; XLA where it measured faster (float32,
+  not bfloat16), else the native modulation kernel when it builds (`osmn.kernels`).
 
 Example:
 >>> fns = make_inference_fn(model, precision="bfloat16")
@@ -29,6 +30,7 @@ import tensorflow as tf
 
 from osmn import config
 from osmn.errors import UserError
+from osmn.model.modulation_pass import resolve_kernel
 from osmn.model.osmn_model import OSMN
 
 # --precision values and the Keras dtype policy each one builds the model under.
@@ -73,6 +75,7 @@ class InferenceFunctions:
     Attributes:
         model: the OSMN model the functions run (a bfloat16 copy for precision "bfloat16").
         precision: "float32" or "bfloat16".
+        modulation_kernel: "xla" or "native", the kernel of the modulation passes.
         modulate: tf.function, visual guides [K, 224, 224, 3] float32 -> gammas [K, G] float32.
         segment: tf.function, (image [1, H, W, 3] float32 BGR minus mean, spatial guides
             [K, H, W, 1] float32, gammas [K, G] float32) -> (probabilities [K, H, W, 1]
@@ -81,6 +84,7 @@ class InferenceFunctions:
 
     model: OSMN
     precision: str
+    modulation_kernel: str
     modulate: tf.types.experimental.GenericFunction
     segment: tf.types.experimental.GenericFunction
 
@@ -95,8 +99,8 @@ class InferenceFunctions:
 XLA_BY_DEFAULT = {"float32": True, "bfloat16": False}
 
 
-def make_inference_fn(model: OSMN, precision: str = "float32",
-                      jit_compile=None) -> InferenceFunctions:
+def make_inference_fn(model: OSMN, precision: str = "float32", jit_compile=None,
+                      modulation_kernel: str = "auto") -> InferenceFunctions:
     """Graph functions for inference with `model` at `precision`.
 
     Args:
@@ -105,16 +109,20 @@ def make_inference_fn(model: OSMN, precision: str = "float32",
         jit_compile: bool or None. Compile `segment` with XLA. The signature stays dynamic;
             XLA then compiles once per distinct (H, W, K) (seconds at 480x854, once per video
             size). Defaults to None: `XLA_BY_DEFAULT[precision]`.
+        modulation_kernel: "auto", "xla" or "native" (`osmn.model.modulation_pass`). "auto"
+            is "native" when the kernel builds and `segment` is not XLA-compiled, else "xla".
+            Defaults to "auto".
 
     Returns:
         `InferenceFunctions`.
 
     Raises:
-        UserError: unknown precision.
+        UserError: unknown precision or kernel; "native" with XLA or when it does not build.
     """
     run_model = inference_model(model, precision)
     if jit_compile is None:
         jit_compile = XLA_BY_DEFAULT[precision]
+    kernel = resolve_kernel(modulation_kernel, jit_compile)
     gamma_size = run_model.gamma_size
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
@@ -127,8 +135,9 @@ def make_inference_fn(model: OSMN, precision: str = "float32",
         tf.TensorSpec([None, gamma_size], tf.float32),
     ], jit_compile=jit_compile)
     def segment(image, spatial_guides, gammas):
-        logits = run_model.segment_objects(image, spatial_guides, gammas)
+        logits = run_model.segment_objects(image, spatial_guides, gammas,
+                                           modulation_kernel=kernel)
         probabilities = tf.sigmoid(tf.cast(logits, tf.float32))
         return probabilities, probabilities > config.MASK_THRESHOLD
 
-    return InferenceFunctions(run_model, precision, modulate, segment)
+    return InferenceFunctions(run_model, precision, kernel, modulate, segment)

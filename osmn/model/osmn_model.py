@@ -119,7 +119,8 @@ class OSMN(keras.Model):
                                              training=self._bn_training(training))
         return self.segmentation_network(image, gamma, betas)
 
-    def segment_objects(self, image, spatial_guides, gammas, fused_modulation=True):
+    def segment_objects(self, image, spatial_guides, gammas, fused=True,
+                        modulation_kernel="xla"):
         """Segment K objects in one frame with one batched pass (inference).
 
         The frame is NOT repeated K times: everything before the first modulation (by default
@@ -131,22 +132,29 @@ class OSMN(keras.Model):
             image: [1, H, W, 3] float32, BGR minus mean.
             spatial_guides: [K, H, W, 1] float32, one guide per object.
             gammas: [K, G], one gamma per object (from `modulate`, computed once per video).
-            fused_modulation: bool. VGG16 backbone only (ignored for lite). Fold the spatial
-                modulator into per-layer `GuideBias`es
-                so that each modulated layer's scale and bias run as one XLA-compiled pass
-                (`SegmentationNetwork`): the same values up to rounding, much faster
-                (docs/performance.md). Defaults to True.
+            fused: bool. VGG16 backbone only (ignored for lite). The inference formulation:
+                the spatial modulator folded into per-layer `GuideBias`es so that each
+                modulated layer's scale and bias are one pass (`modulation_pass`), and the
+                side outputs, upsampling and fusion regrouped (`fused_head`). The same values
+                up to rounding, much faster (docs/performance.md). Defaults to True.
+            modulation_kernel: "xla" or "native" (`osmn.model.modulation_pass`; "native"
+                cannot run inside an XLA-compiled function or a SavedModel). Defaults to "xla".
 
         Returns:
             logits: [K, H, W, 1] float32.
         """
-        if (fused_modulation and self.spatial_modulator is not None
-                and self.config_.backbone == "vgg16"):  # the fused pass is VGG16's.
+        vgg16_fused = fused and self.config_.backbone == "vgg16"  # the fused forms are VGG16's.
+        if vgg16_fused and self.spatial_modulator is not None:
             betas = self._guide_biases(spatial_guides)
         else:
             betas = self.spatial_biases(spatial_guides, training=False)
         gammas = gammas if self.visual_modulator is not None else None
-        logits = self.segmentation_network(image, gammas, betas)
+        if vgg16_fused:
+            logits = self.segmentation_network(image, gammas, betas,
+                                               modulation_kernel=modulation_kernel,
+                                               inference_head=True)
+        else:
+            logits = self.segmentation_network(image, gammas, betas)
         # Without any modulator nothing depends on the object: broadcast the one map to K.
         shape = ops.shape(spatial_guides)
         return ops.broadcast_to(logits, (shape[0], shape[1], shape[2], 1))

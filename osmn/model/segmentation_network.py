@@ -30,7 +30,9 @@ import tensorflow as tf
 
 from osmn import config
 from osmn.config import ModelConfig
+from osmn.model import fused_head
 from osmn.model.modulation import ChannelScale, SpatialBias
+from osmn.model.modulation_pass import modulate
 from osmn.model.upsampling import BilinearUpsampling
 from osmn.model.vgg import build_vgg_conv_blocks, conv_initializer, max_pool, vgg_conv_blocks
 
@@ -53,21 +55,6 @@ class GuideBias(NamedTuple):
     shift: tf.Tensor
 
 
-@tf.function(jit_compile=True, reduce_retracing=True)
-def _modulate(x, gamma, guide, scale, shift):
-    """x * gamma[b, c] + relu(guide[b, h, w] * scale[c] + shift[c]) as ONE XLA-compiled pass.
-
-    The same values as `ChannelScale` then `SpatialBias` on the spatial modulator's output,
-    which TF runs as many passes over full-size maps (and slowly in bfloat16); this is most of
-    the whole-frame saving of the modulated network (docs/performance.md). Computed in float32,
-    returned in x's dtype. XLA compiles once per shape.
-    """
-    y = tf.cast(x, tf.float32) * tf.cast(gamma, tf.float32)[:, None, None, :]
-    y += tf.nn.relu(tf.cast(guide, tf.float32) * tf.cast(scale, tf.float32)
-                    + tf.cast(shift, tf.float32))
-    return tf.cast(y, x.dtype)
-
-
 @keras.saving.register_keras_serializable(package="osmn")
 class SegmentationNetwork(keras.layers.Layer):
     """Modulated VGG16 FCN: image, gamma, betas -> foreground logit at the input size.
@@ -80,7 +67,13 @@ class SegmentationNetwork(keras.layers.Layer):
             and betas have batch K: the image is then shared by the K objects.
         gamma: [B, G] scales, or None (no visual modulation).
         betas: dict layer name -> [B, h, w, C] biases or `GuideBias` (inference: scale and
-            bias then run as one XLA-compiled pass), or None (no spatial modulation).
+            bias then run as one pass, `osmn.model.modulation_pass`), or None (no spatial
+            modulation).
+        modulation_kernel: "xla" or "native", the kernel of the `GuideBias` passes.
+            Defaults to "xla".
+        inference_head: bool. Compute the side outputs, upsampling and fusion in the inference
+            formulation (`osmn.model.fused_head`: the same function regrouped, one XLA
+            computation after the side taps). Defaults to False (the training formulation).
 
     Returns:
         logits: [B, H, W, 1] float32 (batch max(B, K) when broadcasting).
@@ -122,9 +115,10 @@ class SegmentationNetwork(keras.layers.Layer):
     def trunk_layers(self):
         return [conv for block in self.conv_blocks for conv in block]
 
-    def call(self, image, gamma=None, betas=None):
+    def call(self, image, gamma=None, betas=None, modulation_kernel="xla", inference_head=False):
         x = image
         logits = None
+        taps, tap_biases = [], []
         for block, convs in enumerate(self.conv_blocks, start=1):
             if block > 1:
                 x = self.pools[block - 2](x)
@@ -139,17 +133,34 @@ class SegmentationNetwork(keras.layers.Layer):
                     beta = betas[name]
                     scales = (gamma[:, start:stop] if scaled
                               else tf.ones((1, conv.filters), x.dtype))
-                    x = _modulate(x, scales, beta.guide, beta.scale, beta.shift)
+                    x = modulate(x, scales, beta.guide, beta.scale, beta.shift,
+                                 kernel=modulation_kernel)
                     continue
                 if scaled:
                     x = self.scale(x, gamma[:, start:stop])
                 if biased:
                     x = self.bias(x, betas[name])
-            if block in config.SIDE_OUTPUT_BLOCKS:
+            if block in config.SIDE_OUTPUT_BLOCKS and inference_head:
+                side, rows = self._side(block)
+                taps.append(fused_head.side_taps(x, side, rows))
+                tap_biases.append(fused_head.tap_bias(side, rows))
+            elif block in config.SIDE_OUTPUT_BLOCKS:
                 term = self._fused_side_output(block, x, image)
                 logits = term if logits is None else logits + term
+        if inference_head:
+            shape = tf.shape(image)
+            return fused_head.fused_logits(tuple(taps), tf.stack(tap_biases),
+                                           tf.convert_to_tensor(self.fuse.bias),
+                                           shape[1], shape[2])
         logits = logits + tf.cast(self.fuse.bias, logits.dtype)
         return tf.cast(logits, tf.float32)
+
+    def _side(self, block):
+        """Side block `block`'s 3x3 conv and the [16, 1] fusion-kernel rows that read it."""
+        index = config.SIDE_OUTPUT_BLOCKS.index(block)
+        channels = config.SIDE_OUTPUT_CHANNELS
+        return (self.side_convs[index],
+                self.fuse.kernel[0, 0, index * channels:(index + 1) * channels, :])
 
     def _fused_side_output(self, block, x, image):
         """Side output `block`'s share of the fused logit: up(side_conv(x) @ W_fuse[block]).
@@ -163,12 +174,10 @@ class SegmentationNetwork(keras.layers.Layer):
         Returns:
             [B, H, W, 1] in the compute dtype, without the fusion bias.
         """
-        index = config.SIDE_OUTPUT_BLOCKS.index(block)
-        channels = config.SIDE_OUTPUT_CHANNELS
-        side = self.side_convs[index](x)
-        rows = self.fuse.kernel[0, 0, index * channels:(index + 1) * channels, :]
+        side_conv, rows = self._side(block)
+        side = side_conv(x)
         side = tf.einsum("bhwc,co->bhwo", side, tf.cast(rows, side.dtype))
-        return self.upsamplers[index](side, image)
+        return self.upsamplers[config.SIDE_OUTPUT_BLOCKS.index(block)](side, image)
 
     def kernels(self):
         """Kernels that get weight decay: conv1_1..conv5_3, the side convs, the fixed upsampling

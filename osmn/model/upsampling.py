@@ -23,20 +23,31 @@ import keras
 import tensorflow as tf
 
 
+def bilinear_weights(size: int) -> np.ndarray:
+    """The 1-D FCN bilinear filter of length k = `size` (original `interp_surgery`, one axis).
+
+    f = (k + 1) // 2, centre c = f - 1 for odd k and f - 0.5 for even k; weight 1 - |t - c| / f.
+
+    Returns:
+        [size] float32.
+    """
+    factor = (size + 1) // 2
+    center = factor - 1 if size % 2 == 1 else factor - 0.5
+    return (1 - abs(np.arange(size) - center) / factor).astype(np.float32)
+
+
 def bilinear_kernel(size: int, channels: int) -> np.ndarray:
     """The FCN bilinear kernel on the channel diagonal (original `interp_surgery`).
 
-    For kernel size k: f = (k + 1) // 2, centre c = f - 1 for odd k and f - 0.5 for even k;
-    weight (1 - |y - c| / f) * (1 - |x - c| / f) from channel i to channel i only.
+    Separable: weight `bilinear_weights(size)[y] * bilinear_weights(size)[x]` from channel i to
+    channel i only.
 
     Returns:
         [size, size, channels, channels] float32, the Keras/TF transposed-conv layout
         [k, k, out, in].
     """
-    factor = (size + 1) // 2
-    center = factor - 1 if size % 2 == 1 else factor - 0.5
-    og = np.ogrid[:size, :size]
-    filt = (1 - abs(og[0] - center) / factor) * (1 - abs(og[1] - center) / factor)
+    weights = bilinear_weights(size)
+    filt = weights[:, None] * weights[None, :]
     kernel = np.zeros((size, size, channels, channels), np.float32)
     for i in range(channels):
         kernel[:, :, i, i] = filt

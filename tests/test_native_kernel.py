@@ -1,0 +1,140 @@
+"""The native modulation kernel (osmn/kernels): same values as the XLA pass, built and cached
+safely, and a clear fallback when it cannot be built."""
+
+import os
+import pathlib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from osmn.errors import UserError
+from osmn.kernels import build
+from osmn.model import OSMN
+from osmn.model import modulation_pass
+from osmn.model.fast_inference import make_inference_fn
+from layer_checks import randomize_weights as randomize
+
+needs_compiler = pytest.mark.skipif(build.compiler() is None,
+                                    reason="no C++ compiler to build the native kernel")
+
+
+def pass_inputs(batch, objects, height, width, channels, seed=0):
+    rng = np.random.default_rng(seed)
+    x = tf.constant(rng.normal(0, 2, (batch, height, width, channels)), tf.float32)
+    gamma = tf.constant(rng.normal(0, 1, (objects, channels)), tf.float32)
+    guide = tf.constant(rng.uniform(0, 1, (objects, height, width, 1)), tf.float32)
+    scale = tf.constant(rng.normal(0, 1, channels), tf.float32)
+    shift = tf.constant(rng.normal(0, 1, channels), tf.float32)
+    return x, gamma, guide, scale, shift
+
+
+@needs_compiler
+@pytest.mark.parametrize("batch,objects,height,width,channels", [
+    (1, 1, 9, 13, 64),    # whole 32-channel steps
+    (1, 3, 7, 5, 40),     # the shared frame broadcast to K = 3; a 8-channel scalar tail
+    (2, 2, 4, 6, 16),     # fewer channels than one vector step
+])
+def test_native_pass_equals_the_xla_pass(batch, objects, height, width, channels):
+    x, gamma, guide, scale, shift = pass_inputs(batch, objects, height, width, channels)
+    low = tf.cast(x, tf.bfloat16)
+    expected = modulation_pass.modulate_xla(low, gamma, tf.cast(guide, tf.bfloat16), scale,
+                                            shift)
+    actual = modulation_pass.modulate_native(low, gamma, tf.cast(guide, tf.bfloat16), scale,
+                                             shift)
+    assert actual.shape == (objects, height, width, channels) and actual.dtype == tf.bfloat16
+    # bfloat16: the same float32 arithmetic and one round-to-nearest-even: identical bits.
+    np.testing.assert_array_equal(tf.bitcast(actual, tf.uint16).numpy(),
+                                  tf.bitcast(expected, tf.uint16).numpy())
+    # float32: the same up to the fused multiply-add's single rounding.
+    np.testing.assert_allclose(modulation_pass.modulate_native(x, gamma, guide, scale, shift),
+                               modulation_pass.modulate_xla(x, gamma, guide, scale, shift),
+                               rtol=1e-6, atol=1e-6)
+    # And what it stands for: relu(guide * scale + shift) + x * gamma, in numpy.
+    reference = (np.broadcast_to(x.numpy(), (objects, height, width, channels))
+                 * gamma.numpy()[:, None, None, :]
+                 + np.maximum(guide.numpy() * scale.numpy() + shift.numpy(), 0))
+    np.testing.assert_allclose(modulation_pass.modulate_native(x, gamma, guide, scale, shift),
+                               reference, rtol=1e-5, atol=1e-5)
+
+
+@needs_compiler
+def test_native_pass_rejects_inconsistent_shapes():
+    x, gamma, guide, scale, shift = pass_inputs(2, 3, 4, 5, 8)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="must be 1 or K = 3"):
+        modulation_pass.modulate_native(x, gamma, guide, scale, shift)
+    x, gamma, guide, scale, shift = pass_inputs(1, 1, 4, 5, 8)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="guide must be"):
+        modulation_pass.modulate_native(x, gamma, guide[:, :3], scale, shift)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="gamma must be"):
+        modulation_pass.modulate_native(x, gamma[:, :4], guide, scale, shift)
+
+
+@needs_compiler
+def test_library_is_cached_by_content_and_rebuilt_for_a_changed_source(tmp_path, monkeypatch):
+    monkeypatch.setenv(build.CACHE_ENV, str(tmp_path / "cache"))
+    sources = tmp_path / "src"
+    sources.mkdir()
+    (sources / "modulate_op.cc").write_bytes((build.SOURCE_DIR / "modulate_op.cc").read_bytes())
+    monkeypatch.setattr(build, "SOURCE_DIR", sources)
+    first = build.build("modulate_op")
+    assert first.exists() and first.parent == tmp_path / "cache"
+    stamp = first.stat().st_mtime_ns
+    assert build.build("modulate_op") == first and first.stat().st_mtime_ns == stamp
+    (sources / "modulate_op.cc").write_text(
+        (sources / "modulate_op.cc").read_text() + "\n// edited\n")
+    assert build.library_path("modulate_op") != first
+    # Nothing but finished libraries in the cache (no temporary files left behind).
+    assert [p.suffix for p in (tmp_path / "cache").iterdir()] == [".so"]
+
+
+def test_failed_build_leaves_nothing_and_falls_back_to_xla(tmp_path, monkeypatch):
+    monkeypatch.setenv(build.CACHE_ENV, str(tmp_path / "cache"))
+    sources = tmp_path / "src"
+    sources.mkdir()
+    (sources / "broken_op.cc").write_text("this is not C++;\n")
+    monkeypatch.setattr(build, "SOURCE_DIR", sources)
+    if build.compiler() is not None:
+        with pytest.raises(RuntimeError, match="failed on broken_op.cc: .*error"):
+            build.build("broken_op")
+        assert list((tmp_path / "cache").iterdir()) == []
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    op, reason = build._load_uncached("broken_op")
+    assert op is None and "no C++ compiler found" in reason and "no-such-compiler" in reason
+
+
+def test_unavailable_native_kernel_is_explained(monkeypatch):
+    monkeypatch.setenv(build.ENABLE_ENV, "0")
+    monkeypatch.setattr(build, "_loaded", {})
+    assert modulation_pass.native_status() == (False, f"disabled by {build.ENABLE_ENV}=0")
+    assert modulation_pass.resolve_kernel("auto", jit_compile=False) == "xla"
+    with pytest.raises(UserError, match="native modulation kernel is unavailable: disabled"):
+        modulation_pass.resolve_kernel("native", jit_compile=False)
+
+
+def test_kernel_choice_is_checked():
+    assert modulation_pass.resolve_kernel("xla", jit_compile=False) == "xla"
+    assert modulation_pass.resolve_kernel("auto", jit_compile=True) == "xla"
+    with pytest.raises(UserError, match="cannot run inside an XLA-compiled function"):
+        modulation_pass.resolve_kernel("native", jit_compile=True)
+    with pytest.raises(UserError, match="must be one of"):
+        modulation_pass.resolve_kernel("cuda", jit_compile=False)
+
+
+@needs_compiler
+def test_bfloat16_frames_are_identical_with_either_kernel_and_trace_once():
+    model = OSMN({"width_multiplier": 1 / 16})
+    randomize(model, seed=7)
+    native = make_inference_fn(model, "bfloat16")
+    assert native.modulation_kernel == "native"
+    xla = make_inference_fn(model, "bfloat16", modulation_kernel="xla")
+    rng = np.random.default_rng(7)
+    for k, (height, width) in [(1, (33, 47)), (3, (40, 56))]:
+        image = tf.constant(rng.normal(0, 50, (1, height, width, 3)), tf.float32)
+        spatial = tf.constant(rng.uniform(0, 1, (k, height, width, 1)), tf.float32)
+        gammas = native.modulate(tf.constant(rng.normal(0, 50, (k, 224, 224, 3)), tf.float32))
+        expected, _ = xla.segment(image, spatial, gammas)
+        actual, masks = native.segment(image, spatial, gammas)
+        np.testing.assert_array_equal(actual.numpy(), expected.numpy())
+        assert actual.numpy().std() > 1e-4  # not a constant map
+    assert native.trace_count() == 1
