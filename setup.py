@@ -18,6 +18,8 @@ setup(
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["osmn", "osmn.*"]),
+    # The native kernels' C++ sources, compiled on first use (osmn/kernels/build.py).
+    package_data={"osmn.kernels": ["*.cc"]},
     python_requires=">=3.10",
     install_requires=REQUIREMENTS,
     # Optional: `pip install -e .[video]` reads and writes mp4 (imageio-ffmpeg ships its own
