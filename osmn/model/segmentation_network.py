@@ -12,7 +12,8 @@ A VGG16 hyper-column FCN as in OSVOS:
                                      upscore_fuse (1x1 conv) -> logit
 
 The concat + fusion is computed in the equivalent form sum_j up_j(side_j @ W_fuse_j) + b (see
-`_fused_side_output`). Batch broadcasting: an image batch of 1 with gamma/betas of batch K
+`_fused_side_output`); inference (`inference_head=True`, used by `OSMN.segment_objects`)
+regroups the same function once more for speed (`osmn/model/fused_head.py`). Batch broadcasting: an image batch of 1 with gamma/betas of batch K
 gives K outputs; the layers before the first modulation then run once, not K times (used by
 `OSMN.segment_objects`).
 
