@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from flops import keras_conv_macs
 from osmn.errors import UserError
+from osmn.kernels.cpu import cpu_flags, cpu_model
 from osmn.model.fast_inference import PRECISION_POLICIES
 
 
@@ -28,18 +29,14 @@ QUICK_WIDTH = 1 / 16  # --quick: the tests' tiny width.
 # --- machine ---------------------------------------------------------------------------------
 
 def cpu_info() -> dict:
-    text = pathlib.Path("/proc/cpuinfo").read_text() if pathlib.Path("/proc/cpuinfo").exists() \
-        else ""
-    model = re.search(r"model name\s*:\s*(.*)", text)
-    flags_line = re.search(r"flags\s*:\s*(.*)", text)
-    cpu_flags = set(flags_line.group(1).split()) if flags_line else set()
+    flags = cpu_flags()
     return {
-        "cpu_model": model.group(1).strip() if model else platform.processor(),
+        "cpu_model": cpu_model(),
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),
-        "amx_bf16": "amx_bf16" in cpu_flags,
-        "avx512_bf16": "avx512_bf16" in cpu_flags,
-        "avx512f": "avx512f" in cpu_flags,
+        "amx_bf16": "amx_bf16" in flags,
+        "avx512_bf16": "avx512_bf16" in flags,
+        "avx512f": "avx512f" in flags,
     }
 
 

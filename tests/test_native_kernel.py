@@ -112,6 +112,31 @@ def test_unavailable_native_kernel_is_explained(monkeypatch):
         modulation_pass.resolve_kernel("native", jit_compile=False)
 
 
+def test_auto_keeps_xla_without_the_fast_path(monkeypatch):
+    monkeypatch.setattr(modulation_pass, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
+    assert modulation_pass.resolve_kernel("auto", jit_compile=False) == "xla"
+
+
+@needs_compiler
+def test_auto_picks_native_with_the_fast_path(monkeypatch):
+    monkeypatch.setattr(modulation_pass, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    assert modulation_pass.resolve_kernel("auto", jit_compile=False) == "native"
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path, monkeypatch):
+    from osmn.kernels import cpu  # noqa: PLC0415
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t\t: fpu avx512f "
+                    "avx512_bf16 amx_bf16\n\nprocessor\t: 1\nflags\t\t: fpu\n")
+    monkeypatch.setattr(cpu, "CPUINFO", info)
+    cpu._cpuinfo.cache_clear()
+    try:
+        assert cpu.cpu_flags() == frozenset({"fpu", "avx512f", "avx512_bf16", "amx_bf16"})
+        assert cpu.cpu_model() == "Test CPU 9000"
+    finally:
+        cpu._cpuinfo.cache_clear()
+
+
 def test_kernel_choice_is_checked():
     assert modulation_pass.resolve_kernel("xla", jit_compile=False) == "xla"
     assert modulation_pass.resolve_kernel("auto", jit_compile=True) == "xla"
@@ -125,7 +150,7 @@ def test_kernel_choice_is_checked():
 def test_bfloat16_frames_are_identical_with_either_kernel_and_trace_once():
     model = OSMN({"width_multiplier": 1 / 16})
     randomize(model, seed=7)
-    native = make_inference_fn(model, "bfloat16")
+    native = make_inference_fn(model, "bfloat16", modulation_kernel="native")
     assert native.modulation_kernel == "native"
     xla = make_inference_fn(model, "bfloat16", modulation_kernel="xla")
     rng = np.random.default_rng(7)

@@ -21,8 +21,13 @@ import tensorflow as tf
 
 from osmn.errors import UserError
 from osmn.kernels import build
+from osmn.kernels.cpu import cpu_flags
 
 MODULATION_KERNELS = ("xla", "native")
+# The CPU feature the native loop's fast path needs (bfloat16 <-> float32 in AVX-512). Without
+# it the op runs a scalar loop, which is not expected to beat XLA's vectorised one (not
+# measured: no such machine here), so "auto" keeps XLA there.
+NATIVE_FAST_PATH_FLAG = "avx512_bf16"
 
 
 @tf.function(jit_compile=True, reduce_retracing=True)
@@ -72,8 +77,9 @@ def modulate(x, gamma, guide, scale, shift, kernel: str = "xla"):
 def resolve_kernel(requested: str, jit_compile: bool) -> str:
     """The kernel to use for `requested` ("auto", "xla" or "native") in a (non-)XLA function.
 
-    "auto" is "native" when the op loads and the frame function is not XLA-compiled, else
-    "xla". Asking for "native" inside an XLA function, or when it does not load, is an error.
+    "auto" is "native" when the frame function is not XLA-compiled, the CPU has the native
+    loop's fast path (AVX512-BF16) and the op loads; else "xla". Asking for "native" inside an
+    XLA function, or when it does not load, is an error.
 
     Raises:
         UserError: unknown kernel, or "native" where it cannot run.
@@ -87,6 +93,8 @@ def resolve_kernel(requested: str, jit_compile: bool) -> str:
         if requested == "native":
             raise UserError("the native modulation kernel cannot run inside an XLA-compiled "
                             "function: use jit_compile=False or modulation_kernel='xla'")
+        return "xla"
+    if requested == "auto" and NATIVE_FAST_PATH_FLAG not in cpu_flags():
         return "xla"
     available, reason = native_status()
     if requested == "native" and not available:
