@@ -40,6 +40,25 @@ def time_interleaved(candidates: Dict[str, Callable[[], object]], runs: int,
             for name in candidates}
 
 
+# Above this per-call spread (slowest / fastest run of one candidate) the medians of a few runs
+# cannot resolve a 5% ratio: seen on a shared AMX host whose bfloat16 frames swung between
+# 0.22 and 0.50 s from one call to the next (docs/performance.md, run F).
+STABLE_SPREAD = 1.15
+
+
+def spread(timing: dict) -> float:
+    """Slowest / fastest wall time of one `time_interleaved` entry (1.0: no variation)."""
+    return max(timing["runs_s"]) / min(timing["runs_s"])
+
+
+def stability(timings: Dict[str, dict], names) -> dict:
+    """The worst per-call spread among candidates `names` and whether ratios between them can
+    be trusted to a few percent (spread <= STABLE_SPREAD)."""
+    worst = max(spread(timings[name]) for name in names)
+    return {"max_spread": worst, "stable": worst <= STABLE_SPREAD,
+            "stable_spread_limit": STABLE_SPREAD}
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process so far (ru_maxrss, KiB on Linux), in MiB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

@@ -13,6 +13,7 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 from flops import objects_macs, segmentation_macs  # noqa: E402
+from timing import STABLE_SPREAD, spread, stability  # noqa: E402
 
 
 def test_segmentation_macs_match_vgg16_and_split_shared_from_per_object():
@@ -34,11 +35,24 @@ def test_segmentation_macs_match_vgg16_and_split_shared_from_per_object():
     assert objects_macs(counts, 3) == counts["shared"] + 3 * counts["per_object"]
 
 
+def test_stability_flags_a_machine_whose_calls_swing():
+    steady = {"runs_s": [0.100, 0.104, 0.102]}
+    swinging = {"runs_s": [0.22, 0.50, 0.45]}  # seen on a shared AMX host (run F)
+    assert spread(steady) == pytest.approx(1.04)
+    assert spread(swinging) == pytest.approx(0.50 / 0.22)
+    both = {"trunk": steady, "frame": swinging}
+    assert stability(both, ["trunk"]) == {"max_spread": pytest.approx(1.04), "stable": True,
+                                          "stable_spread_limit": STABLE_SPREAD}
+    verdict = stability(both, ["trunk", "frame"])
+    assert verdict["max_spread"] == pytest.approx(0.50 / 0.22) and not verdict["stable"]
+
+
 @pytest.mark.slow
 def test_quick_benchmark_writes_a_complete_result(tmp_path):
     done = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "benchmark.py"), "--quick", "--max_objects",
-         "2", "--output_dir", str(tmp_path), "--tag", "smoke", "--noxla"],
+         "2", "--output_dir", str(tmp_path), "--tag", "smoke", "--noxla",
+         "--noportable"],  # the portable section has its own test (test_lite_tools.py)
         cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "whole frame / bare trunk" in done.stdout
@@ -54,6 +68,12 @@ def test_quick_benchmark_writes_a_complete_result(tmp_path):
         t["osmn_k1"]["median_s"] / t["bare_trunk"]["median_s"])
     assert entry["ratios"]["batched_over_separate"]["2"] == pytest.approx(
         t["osmn_k2"]["median_s"] / (2 * t["osmn_k1"]["median_s"]))
+    assert entry["ratios_min_time"]["modulated_over_plain"] == pytest.approx(
+        t["osmn_k1"]["min_s"] / t["plain_fcn"]["min_s"])
+    timed = ("bare_trunk", "plain_fcn", "osmn_k1")
+    assert entry["stability"]["max_spread"] == pytest.approx(
+        max(max(t[k]["runs_s"]) / min(t[k]["runs_s"]) for k in timed))
+    assert "per-call spread" in done.stdout
     assert entry["trace_count"] == 1
     assert all(len(v["runs_s"]) == result["runs"] for v in t.values())
     assert 0 < result["matmul_ceiling"]["bfloat16"]["gflops"]
@@ -62,6 +82,7 @@ def test_quick_benchmark_writes_a_complete_result(tmp_path):
     assert accuracy["frames"] == 3 and "random" in accuracy["model"]
     assert 0 <= accuracy["mask_iou_bf16_vs_f32_min"] <= 1
     assert result["peak_rss_mib"] >= result["peak_rss_mib_before_accuracy"] > 0
+    assert "portable" not in result
 
 
 def test_bad_sizes_flag_is_one_line_and_exit_code_2(tmp_path):
