@@ -43,7 +43,8 @@ from timing import time_interleaved  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
 from osmn.model import OSMN  # noqa: E402
 from osmn.model.fast_inference import PRECISION_POLICIES, make_inference_fn  # noqa: E402
-from osmn.model.modulation_pass import (modulate_native, modulate_xla,  # noqa: E402
+from osmn.model.modulation_pass import (modulate_native,  # noqa: E402
+                                        modulate_pool_taps_native, modulate_xla,
                                         native_status)
 
 FLAGS = flags.FLAGS
@@ -117,6 +118,44 @@ def modulation_pass_variants(height: int, width: int, precision: str, channels: 
     return out
 
 
+def block_end_variants(height: int, width: int, precision: str):
+    """A side block's last modulated layer at conv3_3, conv4_3 and conv5_3's sizes: the native
+    pass, then the max pool (not after conv5_3) and the 9-tap side product as separate ops, vs
+    the one fused op (`modulate_pool_taps_native`) that never writes the modulated map."""
+    if not native_status()[0]:
+        return {}
+    dtype = tf.bfloat16 if precision == "bfloat16" else tf.float32
+    rng = np.random.default_rng(0)
+    out = {}
+    for block, channels, pool in ((3, 256, True), (4, 512, True), (5, 512, False)):
+        stride = 2 ** (block - 1)
+        h, w = -(-height // stride), -(-width // stride)
+        x = tf.cast(rng.normal(size=(1, h, w, channels)), dtype)
+        gamma = tf.constant(rng.normal(1, 0.1, (1, channels)), tf.float32)
+        guide = tf.constant(rng.uniform(size=(1, h, w, 1)), tf.float32)
+        scale, shift = (tf.constant(rng.normal(size=channels), tf.float32) for _ in range(2))
+        kernel = tf.constant(rng.normal(size=(channels, 9)) / channels, tf.float32)
+
+        def unfused(x=x, gamma=gamma, guide=guide, scale=scale, shift=shift, kernel=kernel,
+                    pool=pool):
+            m = modulate_native(x, gamma, guide, scale, shift)
+            taps = tf.einsum("bhwc,ct->bhwt", m, tf.cast(kernel, m.dtype))
+            pooled = tf.nn.max_pool2d(m, 2, 2, "SAME") if pool else taps
+            return pooled[0, 0, 0, 0], taps[0, 0, 0, 0]
+
+        def fused(x=x, gamma=gamma, guide=guide, scale=scale, shift=shift, kernel=kernel,
+                  pool=pool):
+            pooled, taps = modulate_pool_taps_native(x, gamma, guide, scale, shift, kernel,
+                                                     pool=pool)
+            return (pooled if pool else taps)[0, 0, 0, 0], taps[0, 0, 0, 0]
+
+        for name, fn in (("unfused", unfused), ("fused", fused)):
+            graph = tf.function(fn)
+            out[f"conv{block}_3_block_end_{name}"] = lambda graph=graph: [
+                v.numpy() for v in graph()]
+    return out
+
+
 def head_and_kernel_variants(model, plain, image, guides, gammas, precision: str):
     """The frame with the XLA modulation pass (if the default is native), and the plain FCN
     with the training formulation of the side-output head beside the inference one."""
@@ -126,6 +165,15 @@ def head_and_kernel_variants(model, plain, image, guides, gammas, precision: str
         xla = make_inference_fn(model, precision, jit_compile=False, modulation_kernel="xla")
         out["frame_k1_xla_modulation_pass"] = (
             lambda: xla.segment(image, guides[:1], gammas[:1])[0].numpy())
+        # On a copy: for float32 the inference functions share `model` itself, and the switch
+        # must not reach the other candidates' traces. Set before the first call traces it.
+        copy = OSMN.from_config(model.get_config())
+        copy.set_weights(model.get_weights())
+        unfused = make_inference_fn(copy, precision, jit_compile=False,
+                                    modulation_kernel="native")
+        unfused.model.segmentation_network.fuse_block_ends = False
+        out["frame_k1_native_block_ends_unfused"] = (
+            lambda: unfused.segment(image, guides[:1], gammas[:1])[0].numpy())
     run_plain = make_inference_fn(plain, precision, jit_compile=False).model
 
     for head in ("inference", "training"):
@@ -192,6 +240,7 @@ def main(argv):
             candidates.update(side_output_variants(128, (height + 1) // 2, (width + 1) // 2,
                                                    precision))
             candidates.update(modulation_pass_variants(height, width, precision))
+            candidates.update(block_end_variants(height, width, precision))
             candidates.update(head_and_kernel_variants(model, plain, image, guides, gammas,
                                                        precision))
         timed = time_interleaved(candidates, FLAGS.runs, warmup=1)

@@ -59,6 +59,49 @@ def test_native_pass_equals_the_xla_pass(batch, objects, height, width, channels
 
 
 @needs_compiler
+@pytest.mark.parametrize("batch,objects,height,width,channels,pool", [
+    (1, 1, 9, 13, 64, True),    # odd sizes: the SAME pool's last row and column hold 1-2 pixels
+    (1, 3, 7, 5, 40, True),     # the shared frame broadcast to K = 3; a channel tail
+    (2, 2, 4, 6, 16, False),    # conv5_3: taps only
+    (1, 2, 5, 7, 32, False),    # the same on the whole-pixel bfloat16 loop (C % 32 == 0)
+])
+def test_fused_block_end_equals_pass_then_pool_and_taps(batch, objects, height, width,
+                                                         channels, pool):
+    x, gamma, guide, scale, shift = pass_inputs(batch, objects, height, width, channels)
+    kernel = tf.constant(np.random.default_rng(1).normal(0, 1, (channels, 9)), tf.float32)
+    for dtype in (tf.bfloat16, tf.float32):
+        low = tf.cast(x, dtype)
+        m = modulation_pass.modulate_native(low, gamma, guide, scale, shift)
+        pooled, taps = modulation_pass.modulate_pool_taps_native(low, gamma, guide, scale,
+                                                                 shift, kernel, pool=pool)
+        assert taps.shape == (objects, height, width, 9) and taps.dtype == tf.float32
+        if pool:
+            expected = tf.nn.max_pool2d(m, 2, 2, "SAME")
+            assert pooled.shape == expected.shape and pooled.dtype == dtype
+            # The max of the same rounded values: identical bits.
+            np.testing.assert_array_equal(tf.bitcast(pooled, tf.uint16 if dtype == tf.bfloat16
+                                                     else tf.uint32).numpy(),
+                                          tf.bitcast(expected, tf.uint16 if dtype == tf.bfloat16
+                                                     else tf.uint32).numpy())
+        else:
+            assert pooled is None
+        # Taps of the rounded modulated map with the kernel in the same precision, summed in
+        # float32 (numpy in float64 as the reference).
+        rounded_kernel = tf.cast(tf.cast(kernel, dtype), tf.float64).numpy()
+        reference = np.einsum("bhwc,ct->bhwt", tf.cast(m, tf.float64).numpy(), rounded_kernel)
+        np.testing.assert_allclose(taps.numpy(), reference, rtol=1e-5,
+                                   atol=1e-5 * np.abs(reference).max())
+
+
+@needs_compiler
+def test_fused_block_end_rejects_a_bad_taps_kernel():
+    x, gamma, guide, scale, shift = pass_inputs(1, 1, 4, 5, 8)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="taps_kernel must be"):
+        modulation_pass.modulate_pool_taps_native(x, gamma, guide, scale, shift,
+                                                  tf.zeros((7, 9)))
+
+
+@needs_compiler
 def test_native_pass_rejects_inconsistent_shapes():
     x, gamma, guide, scale, shift = pass_inputs(2, 3, 4, 5, 8)
     with pytest.raises(tf.errors.InvalidArgumentError, match="must be 1 or K = 3"):
@@ -147,19 +190,46 @@ def test_kernel_choice_is_checked():
 
 
 @needs_compiler
-def test_bfloat16_frames_are_identical_with_either_kernel_and_trace_once():
+def test_bfloat16_frames_agree_with_either_kernel_and_trace_once():
     model = OSMN({"width_multiplier": 1 / 16})
     randomize(model, seed=7)
     native = make_inference_fn(model, "bfloat16", modulation_kernel="native")
     assert native.modulation_kernel == "native"
     xla = make_inference_fn(model, "bfloat16", modulation_kernel="xla")
+    unfused = make_inference_fn(model, "bfloat16", modulation_kernel="native")
+    unfused.model.segmentation_network.fuse_block_ends = False
+    exact = make_inference_fn(model, "float32", jit_compile=False, modulation_kernel="xla")
     rng = np.random.default_rng(7)
     for k, (height, width) in [(1, (33, 47)), (3, (40, 56))]:
         image = tf.constant(rng.normal(0, 50, (1, height, width, 3)), tf.float32)
         spatial = tf.constant(rng.uniform(0, 1, (k, height, width, 1)), tf.float32)
         gammas = native.modulate(tf.constant(rng.normal(0, 50, (k, 224, 224, 3)), tf.float32))
         expected, _ = xla.segment(image, spatial, gammas)
+        # The native pass alone is the XLA pass bit for bit.
+        np.testing.assert_array_equal(unfused.segment(image, spatial, gammas)[0].numpy(),
+                                      expected.numpy())
+        # The fused block ends take the side taps in float32 instead of bfloat16: as close to
+        # the float32 frame as the XLA pass is, or closer.
         actual, masks = native.segment(image, spatial, gammas)
-        np.testing.assert_array_equal(actual.numpy(), expected.numpy())
+        reference = exact.segment(image, spatial, gammas)[0].numpy()
+        assert np.abs(actual.numpy() - expected.numpy()).max() < 0.02
+        assert (np.abs(actual.numpy() - reference).mean()
+                <= np.abs(expected.numpy() - reference).mean() * 1.05)
         assert actual.numpy().std() > 1e-4  # not a constant map
     assert native.trace_count() == 1
+
+
+@needs_compiler
+def test_native_kernel_without_a_visual_modulator_serves_several_objects():
+    model = OSMN({"width_multiplier": 1 / 16, "use_visual_modulator": False})
+    randomize(model, seed=3)
+    rng = np.random.default_rng(3)
+    image = tf.constant(rng.normal(0, 50, (1, 24, 32, 3)), tf.float32)
+    spatial = tf.constant(rng.uniform(0, 1, (2, 24, 32, 1)), tf.float32)
+    gammas = tf.ones((2, model.gamma_size))
+    native = make_inference_fn(model, "float32", jit_compile=False, modulation_kernel="native")
+    xla = make_inference_fn(model, "float32", jit_compile=False, modulation_kernel="xla")
+    actual, expected = native.segment(image, spatial, gammas)[0], xla.segment(image, spatial,
+                                                                               gammas)[0]
+    assert actual.shape == (2, 24, 32, 1)
+    np.testing.assert_allclose(actual.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)

@@ -8,12 +8,21 @@
 // Why a custom op: in bfloat16 XLA's CPU loop for this pass runs at about a third of the memory
 // bandwidth that a vectorised loop reaches on the same map (docs/performance.md, item 13).
 // When x has K samples and no other reader, the output reuses x's buffer (in place).
+//
+// OsmnModulatePoolTaps: the same pass for the LAST modulated conv of a side-output block
+// (conv3_3, conv4_3, conv5_3), fused with the two ops that read its output in inference: the
+// 2x2 stride-2 SAME max pool into the next block and the side output's 1x1 product to the 9
+// folded kernel taps (osmn/model/fused_head.py `side_taps`). The modulated map is formed one
+// pixel at a time in a small buffer and never written to memory (docs/performance.md, item 17).
+//
 // Built on first use by osmn/kernels/build.py with TF's own compile flags (no -march: TF's
 // Eigen headers do not compile with AVX512-FP16 enabled). The bfloat16 loop has an AVX-512 BF16
 // version compiled for that target alone and chosen at run time when the CPU has it; a portable
 // scalar loop otherwise.
 
 #include <cstdint>
+#include <type_traits>
+#include <vector>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -54,6 +63,40 @@ REGISTER_OP("OsmnModulate")
       return ::tensorflow::OkStatus();
     })
     .Doc("relu(guide * scale + shift) + x * gamma, one pass (OSMN inference).");
+
+REGISTER_OP("OsmnModulatePoolTaps")
+    .Input("x: T")
+    .Input("gamma: float")
+    .Input("guide: float")
+    .Input("scale: float")
+    .Input("shift: float")
+    .Input("taps_kernel: float")
+    .Output("pooled: T")
+    .Output("taps: float")
+    .Attr("T: {bfloat16, float}")
+    .Attr("pool: bool = true")
+    .SetShapeFn([](shape_inference::InferenceContext* c) {
+      shape_inference::ShapeHandle x, guide, kernel;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 4, &x));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 4, &guide));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(5), 2, &kernel));
+      bool pool = true;
+      TF_RETURN_IF_ERROR(c->GetAttr("pool", &pool));
+      shape_inference::DimensionHandle half_h = c->MakeDim(0), half_w = c->MakeDim(0);
+      if (pool) {  // ceil(n / 2): the SAME pool of odd sizes
+        TF_RETURN_IF_ERROR(c->Add(c->Dim(x, 1), 1, &half_h));
+        TF_RETURN_IF_ERROR(c->Divide(half_h, 2, false, &half_h));
+        TF_RETURN_IF_ERROR(c->Add(c->Dim(x, 2), 1, &half_w));
+        TF_RETURN_IF_ERROR(c->Divide(half_w, 2, false, &half_w));
+      }
+      c->set_output(0, c->MakeShape({c->Dim(guide, 0), half_h, half_w, c->Dim(x, 3)}));
+      c->set_output(1, c->MakeShape({c->Dim(guide, 0), c->Dim(x, 1), c->Dim(x, 2),
+                                     c->Dim(kernel, 0)}));
+      return ::tensorflow::OkStatus();
+    })
+    .Doc("m = relu(guide * scale + shift) + x * gamma (rounded to T), then pooled = 2x2 SAME "
+         "max pool of m (empty when pool is false) and taps = m @ taps_kernel^T, without "
+         "writing m (OSMN inference, the last modulated conv of a side-output block).");
 
 namespace {
 
@@ -185,6 +228,356 @@ class ModulateOp : public OpKernel {
                         work);
   }
 };
+
+// --- OsmnModulatePoolTaps ---------------------------------------------------------------
+
+// The modulated pixel, already rounded to T, widened to float: m[c] = float(T(y[c])).
+template <typename T>
+void Widen(const T* row, float* m, int64_t channels) {
+  for (int64_t c = 0; c < channels; ++c) m[c] = ToFloat(row[c]);
+}
+
+// out[t] = sum_c m[c] * kernel[t, c] for the `taps` rows of kernel [taps, C], float32.
+void TapsScalar(const float* m, const float* kernel, int64_t taps, int64_t channels,
+                float* out) {
+  for (int64_t t = 0; t < taps; ++t) {
+    float total = 0.f;
+    for (int64_t c = 0; c < channels; ++c) total += m[c] * kernel[t * channels + c];
+    out[t] = total;
+  }
+}
+
+// The 2x2 max of up to four widened pixels, rounded back to T (exact: each is a T value).
+template <typename T>
+void MaxScalar(float* const* rows, int count, T* out, int64_t channels) {
+  for (int64_t c = 0; c < channels; ++c) {
+    float best = rows[0][c];
+    for (int n = 1; n < count; ++n) best = rows[n][c] > best ? rows[n][c] : best;
+    out[c] = FromFloat<T>(best);
+  }
+}
+
+#ifdef OSMN_X86
+#define OSMN_AVX512_TARGET __attribute__((target("avx512f,avx512bw")))
+
+bool CpuHasAvx512() {
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+  return has;
+}
+
+// The nine (or fewer) tap sums with 16 channels per FMA; the same sums as TapsScalar up to
+// the order of the float additions.
+OSMN_AVX512_TARGET void TapsAvx512(const float* m, const float* kernel, int64_t taps,
+                                   int64_t channels, float* out) {
+  constexpr int kMaxTaps = 9;
+  __m512 acc[kMaxTaps];
+  for (int t = 0; t < kMaxTaps; ++t) acc[t] = _mm512_setzero_ps();
+  int64_t c = 0;
+  for (; c + 16 <= channels; c += 16) {
+    const __m512 v = _mm512_loadu_ps(m + c);
+    for (int t = 0; t < taps; ++t) {
+      acc[t] = _mm512_fmadd_ps(v, _mm512_loadu_ps(kernel + t * channels + c), acc[t]);
+    }
+  }
+  for (int t = 0; t < taps; ++t) {
+    float total = _mm512_reduce_add_ps(acc[t]);
+    for (int64_t r = c; r < channels; ++r) total += m[r] * kernel[t * channels + r];
+    out[t] = total;
+  }
+}
+
+OSMN_AVX512_BF16_TARGET void WidenAvx512Bf16(const bfloat16* row, float* m, int64_t channels) {
+  int64_t c = 0;
+  for (; c + 16 <= channels; c += 16) _mm512_storeu_ps(m + c, LoadBf16(row + c));
+  for (; c < channels; ++c) m[c] = ToFloat(row[c]);
+}
+
+// Channels [0, channels) in steps of 16; the caller handles the tail.
+OSMN_AVX512_BF16_TARGET void MaxAvx512Bf16(float* const* rows, int count, bfloat16* out,
+                                           int64_t channels) {
+  for (int64_t c = 0; c + 16 <= channels; c += 16) {
+    __m512 best = _mm512_loadu_ps(rows[0] + c);
+    for (int n = 1; n < count; ++n) best = _mm512_max_ps(best, _mm512_loadu_ps(rows[n] + c));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + c),
+                        reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(best)));
+  }
+}
+#endif
+
+void Taps(const float* m, const float* kernel, int64_t taps, int64_t channels, float* out) {
+#ifdef OSMN_X86
+  if (CpuHasAvx512() && taps <= 9) {
+    TapsAvx512(m, kernel, taps, channels, out);
+    return;
+  }
+#endif
+  TapsScalar(m, kernel, taps, channels, out);
+}
+
+#ifdef OSMN_X86
+// The whole bfloat16 pixel in one loop, for C a multiple of 32 and 9 taps: modulate 32
+// channels in float32, round them to bfloat16 once (as the pass does), then (a) the nine tap
+// sums with one vdpbf16ps each (products of bfloat16 values, exact in float32; the kernel is
+// rounded to bfloat16 as the unfused `side_taps` does), (b) the window maximum in `best`.
+OSMN_AVX512_BF16_TARGET void PixelAvx512Bf16(const bfloat16* x, const float* gamma, float guide,
+                                             const float* scale, const float* shift,
+                                             const bfloat16* kernel, int64_t channels,
+                                             float* taps, float* best, bool first) {
+  const __m512 g = _mm512_set1_ps(guide);
+  const __m512 zero = _mm512_setzero_ps();
+  __m512 a0 = zero, a1 = zero, a2 = zero, a3 = zero, a4 = zero, a5 = zero, a6 = zero,
+         a7 = zero, a8 = zero;
+  for (int64_t c = 0; c < channels; c += 32) {
+    const __m512 b0 = _mm512_max_ps(
+        _mm512_fmadd_ps(g, _mm512_loadu_ps(scale + c), _mm512_loadu_ps(shift + c)), zero);
+    const __m512 b1 = _mm512_max_ps(
+        _mm512_fmadd_ps(g, _mm512_loadu_ps(scale + c + 16), _mm512_loadu_ps(shift + c + 16)),
+        zero);
+    const __m512 y0 = _mm512_fmadd_ps(LoadBf16(x + c), _mm512_loadu_ps(gamma + c), b0);
+    const __m512 y1 = _mm512_fmadd_ps(LoadBf16(x + c + 16), _mm512_loadu_ps(gamma + c + 16), b1);
+    const __m512bh m = _mm512_cvtne2ps_pbh(y1, y0);
+    const bfloat16* k = kernel + c;
+#define OSMN_TAP(t) a##t = _mm512_dpbf16_ps(a##t, m, reinterpret_cast<__m512bh>( \
+                               _mm512_loadu_si512(k + (t) * channels)))
+    OSMN_TAP(0); OSMN_TAP(1); OSMN_TAP(2); OSMN_TAP(3); OSMN_TAP(4); OSMN_TAP(5);
+    OSMN_TAP(6); OSMN_TAP(7); OSMN_TAP(8);
+#undef OSMN_TAP
+    if (best != nullptr) {
+      const __m512i raw = reinterpret_cast<__m512i>(m);
+      const __m512 r0 = _mm512_castsi512_ps(_mm512_slli_epi32(
+          _mm512_cvtepu16_epi32(_mm512_castsi512_si256(raw)), 16));
+      const __m512 r1 = _mm512_castsi512_ps(_mm512_slli_epi32(
+          _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(raw, 1)), 16));
+      if (first) {
+        _mm512_storeu_ps(best + c, r0);
+        _mm512_storeu_ps(best + c + 16, r1);
+      } else {
+        _mm512_storeu_ps(best + c, _mm512_max_ps(_mm512_loadu_ps(best + c), r0));
+        _mm512_storeu_ps(best + c + 16, _mm512_max_ps(_mm512_loadu_ps(best + c + 16), r1));
+      }
+    }
+  }
+  taps[0] = _mm512_reduce_add_ps(a0); taps[1] = _mm512_reduce_add_ps(a1);
+  taps[2] = _mm512_reduce_add_ps(a2); taps[3] = _mm512_reduce_add_ps(a3);
+  taps[4] = _mm512_reduce_add_ps(a4); taps[5] = _mm512_reduce_add_ps(a5);
+  taps[6] = _mm512_reduce_add_ps(a6); taps[7] = _mm512_reduce_add_ps(a7);
+  taps[8] = _mm512_reduce_add_ps(a8);
+}
+
+// best (float32 values that are bfloat16 numbers) -> bfloat16, exact.
+OSMN_AVX512_BF16_TARGET void StoreBf16(const float* best, bfloat16* out, int64_t channels) {
+  for (int64_t c = 0; c < channels; c += 16) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + c),
+                        reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_loadu_ps(best + c))));
+  }
+}
+#endif
+
+template <typename T>
+void WidenRow(const T* row, float* m, int64_t channels) { Widen(row, m, channels); }
+
+template <>
+void WidenRow<bfloat16>(const bfloat16* row, float* m, int64_t channels) {
+#ifdef OSMN_X86
+  if (CpuHasAvx512Bf16()) {
+    WidenAvx512Bf16(row, m, channels);
+    return;
+  }
+#endif
+  Widen(row, m, channels);
+}
+
+template <typename T>
+void MaxRows(float* const* rows, int count, T* out, int64_t channels) {
+  MaxScalar(rows, count, out, channels);
+}
+
+template <>
+void MaxRows<bfloat16>(float* const* rows, int count, bfloat16* out, int64_t channels) {
+#ifdef OSMN_X86
+  if (CpuHasAvx512Bf16()) {
+    const int64_t vector = channels / 16 * 16;
+    MaxAvx512Bf16(rows, count, out, vector);
+    if (vector < channels) {
+      float* tails[4];
+      for (int n = 0; n < count; ++n) tails[n] = rows[n] + vector;
+      MaxScalar(tails, count, out + vector, channels - vector);
+    }
+    return;
+  }
+#endif
+  MaxScalar(rows, count, out, channels);
+}
+
+template <typename T>
+class ModulatePoolTapsOp : public OpKernel {
+ public:
+  explicit ModulatePoolTapsOp(OpKernelConstruction* context) : OpKernel(context) {
+    OP_REQUIRES_OK(context, context->GetAttr("pool", &pool_));
+  }
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& x = context->input(0);
+    const Tensor& gamma = context->input(1);
+    const Tensor& guide = context->input(2);
+    const Tensor& scale = context->input(3);
+    const Tensor& shift = context->input(4);
+    const Tensor& kernel = context->input(5);
+    OP_REQUIRES(context, x.dims() == 4,
+                InvalidArgument("x must be [B, H, W, C], got ", x.shape().DebugString()));
+    const int64_t batch = x.dim_size(0), height = x.dim_size(1), width = x.dim_size(2),
+                  channels = x.dim_size(3);
+    OP_REQUIRES(context, guide.dims() == 4 && guide.dim_size(1) == height &&
+                             guide.dim_size(2) == width && guide.dim_size(3) == 1,
+                InvalidArgument("guide must be [K, ", height, ", ", width, ", 1], got ",
+                                guide.shape().DebugString()));
+    const int64_t objects = guide.dim_size(0);
+    OP_REQUIRES(context, batch == objects || batch == 1,
+                InvalidArgument("x has batch ", batch, ": must be 1 or K = ", objects));
+    OP_REQUIRES(context, gamma.dims() == 2 && gamma.dim_size(0) == objects &&
+                             gamma.dim_size(1) == channels,
+                InvalidArgument("gamma must be [", objects, ", ", channels, "], got ",
+                                gamma.shape().DebugString()));
+    OP_REQUIRES(context, scale.NumElements() == channels && shift.NumElements() == channels,
+                InvalidArgument("scale and shift must have ", channels, " values, got ",
+                                scale.NumElements(), " and ", shift.NumElements()));
+    OP_REQUIRES(context, kernel.dims() == 2 && kernel.dim_size(1) == channels &&
+                             kernel.dim_size(0) >= 1 && kernel.dim_size(0) <= 9,
+                InvalidArgument("taps_kernel must be [1..9, ", channels, "], got ",
+                                kernel.shape().DebugString()));
+    const int64_t taps = kernel.dim_size(0);
+    const int64_t pooled_h = pool_ ? (height + 1) / 2 : 0;
+    const int64_t pooled_w = pool_ ? (width + 1) / 2 : 0;
+    Tensor* pooled = nullptr;
+    Tensor* taps_out = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(
+                                0, TensorShape({objects, pooled_h, pooled_w, channels}), &pooled));
+    OP_REQUIRES_OK(context, context->allocate_output(
+                                1, TensorShape({objects, height, width, taps}), &taps_out));
+    const T* x_data = x.flat<T>().data();
+    const float* gamma_data = gamma.flat<float>().data();
+    const float* guide_data = guide.flat<float>().data();
+    const float* scale_data = scale.flat<float>().data();
+    const float* shift_data = shift.flat<float>().data();
+    const float* kernel_data = kernel.flat<float>().data();
+    T* pooled_data = pooled->flat<T>().data();
+    float* taps_data = taps_out->flat<float>().data();
+    const bool shared = batch == 1;
+
+    // One source pixel (k, r, s): modulate into `row` (T, rounded as the pass rounds), widen
+    // into `m`, write its taps.
+    auto pixel = [&](int64_t k, int64_t r, int64_t s, T* row, float* m) {
+      const int64_t at = (k * height + r) * width + s;
+      const int64_t x_at = shared ? r * width + s : at;
+      Row<T>(x_data + x_at * channels, row, gamma_data + k * channels, guide_data[at],
+             scale_data, shift_data, channels);
+      WidenRow<T>(row, m, channels);
+      Taps(m, kernel_data, taps, channels, taps_data + at * taps);
+    };
+    auto* workers = context->device()->tensorflow_cpu_worker_threads();
+#ifdef OSMN_X86
+    if (std::is_same<T, bfloat16>::value && CpuHasAvx512Bf16() && taps == 9 &&
+        channels % 32 == 0) {
+      FastBf16(context, reinterpret_cast<const bfloat16*>(x_data), gamma_data, guide_data,
+               scale_data, shift_data, kernel_data, reinterpret_cast<bfloat16*>(pooled_data),
+               taps_data, objects, height, width, channels, shared, pooled_h, pooled_w);
+      return;
+    }
+#endif
+    if (!pool_) {
+      auto work = [&](int64_t begin, int64_t end) {
+        std::vector<T> row(channels);
+        std::vector<float> m(channels);
+        for (int64_t unit = begin; unit < end; ++unit) {  // unit = k * height + r
+          for (int64_t s = 0; s < width; ++s) {
+            pixel(unit / height, unit % height, s, row.data(), m.data());
+          }
+        }
+      };
+      ::tensorflow::Shard(workers->num_threads, workers->workers, objects * height,
+                          width * channels * (taps + 2), work);
+      return;
+    }
+    auto work = [&](int64_t begin, int64_t end) {
+      std::vector<T> row(channels);
+      std::vector<float> widened(4 * channels);
+      float* window[4];
+      for (int64_t unit = begin; unit < end; ++unit) {  // unit = k * pooled_h + i
+        const int64_t k = unit / pooled_h, i = unit % pooled_h;
+        for (int64_t j = 0; j < pooled_w; ++j) {
+          int count = 0;
+          for (int64_t r = 2 * i; r < 2 * i + 2 && r < height; ++r) {
+            for (int64_t s = 2 * j; s < 2 * j + 2 && s < width; ++s) {
+              window[count] = widened.data() + count * channels;
+              pixel(k, r, s, row.data(), window[count]);
+              ++count;
+            }
+          }
+          MaxRows<T>(window, count, pooled_data + ((k * pooled_h + i) * pooled_w + j) * channels,
+                     channels);
+        }
+      }
+    };
+    ::tensorflow::Shard(workers->num_threads, workers->workers, objects * pooled_h,
+                        4 * pooled_w * channels * (taps + 2), work);
+  }
+
+ private:
+#ifdef OSMN_X86
+  // The bfloat16 op on the whole-pixel AVX-512 BF16 loop (`PixelAvx512Bf16`).
+  void FastBf16(OpKernelContext* context, const bfloat16* x, const float* gamma,
+                const float* guide, const float* scale, const float* shift, const float* kernel,
+                bfloat16* pooled, float* taps, int64_t objects, int64_t height, int64_t width,
+                int64_t channels, bool shared, int64_t pooled_h, int64_t pooled_w) {
+    std::vector<bfloat16> low(9 * channels);  // the kernel rounded as the unfused path rounds
+    for (int64_t i = 0; i < 9 * channels; ++i) low[i] = static_cast<bfloat16>(kernel[i]);
+    auto pixel = [&](int64_t k, int64_t r, int64_t s, float* best, bool first) {
+      const int64_t at = (k * height + r) * width + s;
+      const int64_t x_at = shared ? r * width + s : at;
+      PixelAvx512Bf16(x + x_at * channels, gamma + k * channels, guide[at], scale, shift,
+                      low.data(), channels, taps + at * 9, best, first);
+    };
+    auto* workers = context->device()->tensorflow_cpu_worker_threads();
+    if (!pool_) {
+      ::tensorflow::Shard(workers->num_threads, workers->workers, objects * height,
+                          width * channels * 8, [&](int64_t begin, int64_t end) {
+        for (int64_t unit = begin; unit < end; ++unit) {
+          for (int64_t s = 0; s < width; ++s) {
+            pixel(unit / height, unit % height, s, nullptr, true);
+          }
+        }
+      });
+      return;
+    }
+    ::tensorflow::Shard(workers->num_threads, workers->workers, objects * pooled_h,
+                        4 * pooled_w * channels * 8, [&](int64_t begin, int64_t end) {
+      std::vector<float> best(channels);
+      for (int64_t unit = begin; unit < end; ++unit) {
+        const int64_t k = unit / pooled_h, i = unit % pooled_h;
+        for (int64_t j = 0; j < pooled_w; ++j) {
+          bool first = true;
+          for (int64_t r = 2 * i; r < 2 * i + 2 && r < height; ++r) {
+            for (int64_t s = 2 * j; s < 2 * j + 2 && s < width; ++s) {
+              pixel(k, r, s, best.data(), first);
+              first = false;
+            }
+          }
+          StoreBf16(best.data(), pooled + ((k * pooled_h + i) * pooled_w + j) * channels,
+                    channels);
+        }
+      }
+    });
+  }
+#endif
+  bool pool_ = true;
+};
+
+REGISTER_KERNEL_BUILDER(
+    Name("OsmnModulatePoolTaps").Device(DEVICE_CPU).TypeConstraint<bfloat16>("T"),
+    ModulatePoolTapsOp<bfloat16>);
+REGISTER_KERNEL_BUILDER(
+    Name("OsmnModulatePoolTaps").Device(DEVICE_CPU).TypeConstraint<float>("T"),
+    ModulatePoolTapsOp<float>);
 
 REGISTER_KERNEL_BUILDER(
     Name("OsmnModulate").Device(DEVICE_CPU).TypeConstraint<bfloat16>("T"),

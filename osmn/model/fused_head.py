@@ -38,10 +38,14 @@ def side_taps(x, side_conv, fuse_rows):
     Returns:
         [B, h, w, 9] in x's dtype.
     """
-    kernel = tf.convert_to_tensor(side_conv.kernel)                         # [3, 3, C, 16]
-    folded = tf.einsum("yxco,oz->cyx", kernel, tf.cast(fuse_rows, kernel.dtype))
-    folded = tf.reshape(folded, (-1, TAPS))                                 # [C, 9]
-    return tf.einsum("bhwc,ct->bhwt", x, tf.cast(folded, x.dtype))
+    return tf.einsum("bhwc,ct->bhwt", x, tf.cast(tap_kernel(side_conv, fuse_rows), x.dtype))
+
+
+def tap_kernel(side_conv, fuse_rows):
+    """T_j [C, 9] float32, T_j[c, 3 dy + dx] = K_j[dy, dx, c, :] @ W_j (see `side_taps`)."""
+    kernel = tf.cast(tf.convert_to_tensor(side_conv.kernel), tf.float32)   # [3, 3, C, 16]
+    folded = tf.einsum("yxco,oz->cyx", kernel, tf.cast(fuse_rows, tf.float32))
+    return tf.reshape(folded, (-1, TAPS))                                   # [C, 9]
 
 
 def tap_bias(side_conv, fuse_rows):

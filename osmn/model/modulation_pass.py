@@ -51,6 +51,36 @@ def modulate_native(x, gamma, guide, scale, shift):
                             tf.cast(scale, tf.float32), tf.cast(shift, tf.float32))
 
 
+def modulate_pool_taps_native(x, gamma, guide, scale, shift, taps_kernel, pool: bool = True):
+    """The pass of a side block's last modulated conv fused with its two readers (native op).
+
+    Computes m = `modulate_native(x, gamma, guide, scale, shift)` one pixel at a time and
+    returns what inference reads of it, without writing m to memory:
+
+    Args:
+        x, gamma, guide, scale, shift: as `modulate_xla` (x [B, h, w, C], B = K or 1).
+        taps_kernel: [C, 9] float32, the block's folded side-output taps
+            (`fused_head.tap_kernel`).
+        pool: bool. Also return the 2x2 stride-2 SAME max pool of m (into the next block).
+
+    Returns:
+        (pooled [K, ceil(h / 2), ceil(w / 2), C] in x's dtype, or None without `pool`;
+         taps [K, h, w, 9] float32 = m @ taps_kernel, with m and the kernel rounded to x's
+         dtype and the products summed in float32, not rounded to x's dtype at the end as the
+         unfused einsum's output is).
+
+    Raises:
+        UserError: the native kernel is unavailable.
+    """
+    op = native_op()
+    # The kernel in x's precision, as the unfused `fused_head.side_taps` uses it.
+    kernel = tf.cast(tf.cast(tf.transpose(taps_kernel), x.dtype), tf.float32)   # [9, C]
+    pooled, taps = op.osmn_modulate_pool_taps(
+        x, tf.cast(gamma, tf.float32), tf.cast(guide, tf.float32), tf.cast(scale, tf.float32),
+        tf.cast(shift, tf.float32), kernel, pool=pool)
+    return (pooled if pool else None), taps
+
+
 def native_op():
     """The loaded native op module. Raises UserError with the reason when unavailable."""
     op, reason = build.load("modulate_op")

@@ -33,7 +33,7 @@ from osmn import config
 from osmn.config import ModelConfig
 from osmn.model import fused_head
 from osmn.model.modulation import ChannelScale, SpatialBias
-from osmn.model.modulation_pass import modulate
+from osmn.model.modulation_pass import modulate, modulate_pool_taps_native
 from osmn.model.upsampling import BilinearUpsampling
 from osmn.model.vgg import build_vgg_conv_blocks, conv_initializer, max_pool, vgg_conv_blocks
 
@@ -70,8 +70,9 @@ class SegmentationNetwork(keras.layers.Layer):
         betas: dict layer name -> [B, h, w, C] biases or `GuideBias` (inference: scale and
             bias then run as one pass, `osmn.model.modulation_pass`), or None (no spatial
             modulation).
-        modulation_kernel: "xla" or "native", the kernel of the `GuideBias` passes.
-            Defaults to "xla".
+        modulation_kernel: "xla" or "native", the kernel of the `GuideBias` passes. With
+            "native" and `inference_head`, each side block's last pass also does the block's
+            max pool and side taps (`_fused_block_end`). Defaults to "xla".
         inference_head: bool. Compute the side outputs, upsampling and fusion in the inference
             formulation (`osmn.model.fused_head`: the same function regrouped, one XLA
             computation after the side taps). Defaults to False (the training formulation).
@@ -79,6 +80,11 @@ class SegmentationNetwork(keras.layers.Layer):
     Returns:
         logits: [B, H, W, 1] float32 (batch max(B, K) when broadcasting).
     """
+
+    # With the native kernel and the inference head, run each side block's last modulation
+    # pass, pool and side taps as one op. A switch only so that benchmarks can time the unfused
+    # ops in the same frame (set it before the function is traced).
+    fuse_block_ends = True
 
     def __init__(self, model_config=None, **kwargs):
         super().__init__(**kwargs)
@@ -120,9 +126,15 @@ class SegmentationNetwork(keras.layers.Layer):
         x = image
         logits = None
         taps, tap_biases = [], []
+        # With the native kernel, a side block's last modulated conv runs its pass, the pool
+        # into the next block and its side taps as one op (`_fused_block_end`).
+        fuse_block_ends = (inference_head and modulation_kernel == "native"
+                           and self.fuse_block_ends)
+        pooled_already = False
         for block, convs in enumerate(self.conv_blocks, start=1):
-            if block > 1:
+            if block > 1 and not pooled_already:
                 x = self.pools[block - 2](x)
+            pooled_already = block_taps = False
             for conv in convs:
                 x = conv(x)
                 name = conv.name
@@ -133,7 +145,12 @@ class SegmentationNetwork(keras.layers.Layer):
                 if biased and isinstance(betas[name], GuideBias):
                     beta = betas[name]
                     scales = (gamma[:, start:stop] if scaled
-                              else tf.ones((1, conv.filters), x.dtype))
+                              else tf.ones((tf.shape(beta.guide)[0], conv.filters), tf.float32))
+                    if (fuse_block_ends and conv is convs[-1]
+                            and block in config.SIDE_OUTPUT_BLOCKS):
+                        x, block_taps = self._fused_block_end(block, x, scales, beta)
+                        pooled_already = True
+                        continue
                     x = modulate(x, scales, beta.guide, beta.scale, beta.shift,
                                  kernel=modulation_kernel)
                     continue
@@ -143,7 +160,7 @@ class SegmentationNetwork(keras.layers.Layer):
                     x = self.bias(x, betas[name])
             if block in config.SIDE_OUTPUT_BLOCKS and inference_head:
                 side, rows = self._side(block)
-                taps.append(fused_head.side_taps(x, side, rows))
+                taps.append(block_taps if pooled_already else fused_head.side_taps(x, side, rows))
                 tap_biases.append(fused_head.tap_bias(side, rows))
             elif block in config.SIDE_OUTPUT_BLOCKS:
                 term = self._fused_side_output(block, x, image)
@@ -155,6 +172,21 @@ class SegmentationNetwork(keras.layers.Layer):
                                            shape[1], shape[2])
         logits = logits + tf.cast(self.fuse.bias, logits.dtype)
         return tf.cast(logits, tf.float32)
+
+    def _fused_block_end(self, block, x, scales, beta):
+        """Side block `block`'s last modulated layer in inference with the native kernel: the
+        modulation pass, the max pool into the next block (none after the last block) and the
+        block's side taps in one op, the modulated map never written to memory
+        (`modulation_pass.modulate_pool_taps_native`; docs/performance.md, item 17).
+
+        Returns:
+            (pooled [K, ceil(h / 2), ceil(w / 2), C] or None after the last block,
+             taps [K, h, w, 9] float32).
+        """
+        side, rows = self._side(block)
+        return modulate_pool_taps_native(x, scales, beta.guide, beta.scale, beta.shift,
+                                         fused_head.tap_kernel(side, rows),
+                                         pool=block < len(self.conv_blocks))
 
     def _side(self, block):
         """Side block `block`'s 3x3 conv and the [16, 1] fusion-kernel rows that read it."""
