@@ -2,6 +2,7 @@
 
     python benchmarks/speed_variants.py                       # 480x854, full width, f32 and bf16
     TF_ENABLE_ONEDNN_OPTS=0 python benchmarks/speed_variants.py --only_trunk_and_frame
+    python benchmarks/speed_variants.py --only_frames --precisions bfloat16 --runs 41
 
 Times, interleaved in one process (`timing.py`), per precision:
 * bare VGG16 trunk (the ceiling the targets use);
@@ -10,10 +11,13 @@ Times, interleaved in one process (`timing.py`), per precision:
   64-channel concat, 1x1 fusion) and, for K objects, the frame repeated K times;
 * the side output as a 3x3 conv to 16 channels + 16 -> 1 fusion vs folded into one 3x3 conv to
   1 channel (an idea that was tried; see the docs for the outcome);
+* a side block's last modulated layer at conv3_3/conv4_3/conv5_3's sizes: pass, pool and side
+  taps as three ops vs the one fused native op;
 * one modulated layer at conv3's size: its conv + ReLU, the one-pass modulation with each
   kernel (`modulation_pass`: XLA, native) alone and right after the conv, and a bare `x * 2`
   pass over the same map (is the modulation memory-bound?);
-* the whole frame with the XLA modulation pass instead of the native one, and the plain FCN
+* the whole frame with the XLA modulation pass instead of the native one, with the native pass
+  but the block ends unfused (`SegmentationNetwork.fuse_block_ends`), and the plain FCN
   with the training formulation of the side-output head instead of the inference one
   (`fused_head`): what each of the two changes gains inside a frame;
 * the inference tool's frame loop on the sample video with the shipped demo model: frames
@@ -39,7 +43,7 @@ import tensorflow as tf  # noqa: E402
 from common import (bare_trunk, entry, environment, frame_inputs,  # noqa: E402
                     he_randomize, host_tag, parse_sizes, write_json)
 from reference import original_segment  # noqa: E402
-from timing import time_interleaved  # noqa: E402
+from timing import fastest_mean, time_interleaved  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
 from osmn.model import OSMN  # noqa: E402
 from osmn.model.fast_inference import PRECISION_POLICIES, make_inference_fn  # noqa: E402
@@ -53,6 +57,10 @@ flags.DEFINE_integer("runs", 5, "Timed runs (median reported).")
 flags.DEFINE_integer("max_objects", 4, "K = 1..max_objects for old vs new multi-object.")
 flags.DEFINE_bool("only_trunk_and_frame", False, "Only the bare trunk and the current frame "
                   "(for a second run under another oneDNN setting).")
+flags.DEFINE_bool("only_frames", False, "Only whole frames (K = 1): bare trunk, the current "
+                  "frame, the plain FCN and the frame variants of head_and_kernel_variants; "
+                  "with many --runs, for an unsteady machine (compare the fastest runs).")
+flags.DEFINE_list("precisions", list(PRECISION_POLICIES), "Precisions to time.")
 flags.DEFINE_string("output_dir", "benchmarks/results", "Where the JSON goes.")
 
 
@@ -157,8 +165,9 @@ def block_end_variants(height: int, width: int, precision: str):
 
 
 def head_and_kernel_variants(model, plain, image, guides, gammas, precision: str):
-    """The frame with the XLA modulation pass (if the default is native), and the plain FCN
-    with the training formulation of the side-output head beside the inference one."""
+    """The frame with the XLA modulation pass and with the native pass but unfused block ends
+    (if the default is native), and the plain FCN with the training formulation of the
+    side-output head beside the inference one."""
     out = {}
     fns = make_inference_fn(model, precision, jit_compile=False)
     if fns.modulation_kernel == "native":
@@ -224,12 +233,22 @@ def main(argv):
     gammas = tf.constant(np.random.default_rng(0).normal(1, 0.1, (k_max, model.gamma_size)),
                          tf.float32)
     results = {"environment": env, "size": FLAGS.size}
-    for precision in PRECISION_POLICIES:
+    unknown = set(FLAGS.precisions) - set(PRECISION_POLICIES)
+    if unknown:
+        raise UserError(f"--precisions: {sorted(unknown)} not in {list(PRECISION_POLICIES)}")
+    sections = not (FLAGS.only_trunk_and_frame or FLAGS.only_frames)
+    for precision in FLAGS.precisions:
         trunk = bare_trunk(precision)
         fns = make_inference_fn(model, precision, jit_compile=False)
         candidates = {"bare_trunk": lambda: trunk(image).numpy(),
                       "frame_k1": lambda: fns.segment(image, guides[:1], gammas[:1])[0].numpy()}
-        if not FLAGS.only_trunk_and_frame:
+        if FLAGS.only_frames:
+            plain_fns = make_inference_fn(plain, precision, jit_compile=False)
+            candidates["plain_fcn"] = (
+                lambda: plain_fns.segment(image, guides[:1], gammas[:1])[0].numpy())
+            candidates.update(head_and_kernel_variants(model, plain, image, guides, gammas,
+                                                       precision))
+        if sections:
             original = original_frame_fn(fns)
             for k in range(1, k_max + 1):
                 if k > 1:
@@ -247,8 +266,9 @@ def main(argv):
         results[precision] = timed
         for name, t in timed.items():
             print(f"{precision:9s} {name:30s} median {t['median_s']:.4f} s  "
-                  f"min {t['min_s']:.4f} s  cpu {t['cpu_median_s']:.4f} s", flush=True)
-    if not FLAGS.only_trunk_and_frame:
+                  f"min {t['min_s']:.4f} s  fastest-3 {fastest_mean(t):.4f} s  "
+                  f"cpu {t['cpu_median_s']:.4f} s", flush=True)
+    if sections:
         timed = time_interleaved(frame_loop_variants(), FLAGS.runs, warmup=1)
         results["frame_loop"] = timed
         for name, t in timed.items():
@@ -257,7 +277,8 @@ def main(argv):
     env["load_average_end"] = list(os.getloadavg())
     onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "on")
     tag = f"speed_variants-{host_tag(env, False)}-onednn-{onednn}" + (
-        "-trunk-frame" if FLAGS.only_trunk_and_frame else "")
+        "-trunk-frame" if FLAGS.only_trunk_and_frame else "") + (
+        "-frames" if FLAGS.only_frames else "")
     print(f"load average start {env['load_average_start']} end {env['load_average_end']}")
     print("wrote", write_json(results, pathlib.Path(FLAGS.output_dir), tag))
 

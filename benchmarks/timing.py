@@ -51,6 +51,12 @@ def spread(timing: dict) -> float:
     return max(timing["runs_s"]) / min(timing["runs_s"])
 
 
+def fastest_mean(timing: dict, count: int = 3) -> float:
+    """Mean of the `count` fastest wall times of one entry: on a machine whose calls swing
+    between a fast and a slow state, the fast state's time with less luck than the minimum."""
+    return float(np.mean(sorted(timing["runs_s"])[:count]))
+
+
 def stability(timings: Dict[str, dict], names) -> dict:
     """The worst per-call spread among candidates `names` and whether ratios between them can
     be trusted to a few percent (spread <= STABLE_SPREAD)."""
