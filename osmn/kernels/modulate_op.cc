@@ -122,24 +122,31 @@ OSMN_AVX512_BF16_TARGET inline __m512 LoadBf16(const bfloat16* p) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16));
 }
 
-// The bfloat16 row, 32 channels per step: widen, two FMAs, round both halves to nearest even
-// with one vcvtne2ps2bf16 (the same rounding as XLA's convert), then the scalar tail.
+// 32 channels from c: y = x * gamma + max(0, g * scale + shift) in float32, rounded to
+// nearest even bfloat16 by one vcvtne2ps2bf16 (the same rounding as XLA's convert).
+OSMN_AVX512_BF16_TARGET inline __m512bh Modulate32(const bfloat16* x, const float* gamma,
+                                                   __m512 g, const float* scale,
+                                                   const float* shift, int64_t c) {
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512 b0 = _mm512_max_ps(
+      _mm512_fmadd_ps(g, _mm512_loadu_ps(scale + c), _mm512_loadu_ps(shift + c)), zero);
+  const __m512 b1 = _mm512_max_ps(
+      _mm512_fmadd_ps(g, _mm512_loadu_ps(scale + c + 16), _mm512_loadu_ps(shift + c + 16)),
+      zero);
+  const __m512 y0 = _mm512_fmadd_ps(LoadBf16(x + c), _mm512_loadu_ps(gamma + c), b0);
+  const __m512 y1 = _mm512_fmadd_ps(LoadBf16(x + c + 16), _mm512_loadu_ps(gamma + c + 16), b1);
+  return _mm512_cvtne2ps_pbh(y1, y0);
+}
+
+// The bfloat16 row, 32 channels per step (`Modulate32`), then the scalar tail.
 OSMN_AVX512_BF16_TARGET void RowAvx512Bf16(const bfloat16* x, bfloat16* y, const float* gamma,
                                            float guide, const float* scale, const float* shift,
                                            int64_t channels) {
   const __m512 g = _mm512_set1_ps(guide);
-  const __m512 zero = _mm512_setzero_ps();
   int64_t c = 0;
   for (; c + 32 <= channels; c += 32) {
-    const __m512 b0 = _mm512_max_ps(
-        _mm512_fmadd_ps(g, _mm512_loadu_ps(scale + c), _mm512_loadu_ps(shift + c)), zero);
-    const __m512 b1 = _mm512_max_ps(
-        _mm512_fmadd_ps(g, _mm512_loadu_ps(scale + c + 16), _mm512_loadu_ps(shift + c + 16)),
-        zero);
-    const __m512 y0 = _mm512_fmadd_ps(LoadBf16(x + c), _mm512_loadu_ps(gamma + c), b0);
-    const __m512 y1 = _mm512_fmadd_ps(LoadBf16(x + c + 16), _mm512_loadu_ps(gamma + c + 16), b1);
     _mm512_storeu_si512(reinterpret_cast<void*>(y + c),
-                        reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(y1, y0)));
+                        reinterpret_cast<__m512i>(Modulate32(x, gamma, g, scale, shift, c)));
   }
   RowScalar(x, y, gamma, guide, scale, shift, c, channels);
 }
@@ -170,35 +177,57 @@ void Row<bfloat16>(const bfloat16* x, bfloat16* y, const float* gamma, float gui
   RowScalar(x, y, gamma, guide, scale, shift, 0, channels);
 }
 
+// The first five inputs of both ops: x [B, h, w, C], gamma [K, C], guide [K, h, w, 1], scale
+// and shift [C], with B = K or 1; their sizes and data.
+template <typename T>
+struct PassInputs {
+  int64_t batch = 0, height = 0, width = 0, channels = 0, objects = 0;
+  const T* x = nullptr;
+  const float *gamma = nullptr, *guide = nullptr, *scale = nullptr, *shift = nullptr;
+};
+
+// Checks those inputs and fills `in`; on a mismatch the error is set on `context`.
+template <typename T>
+void ReadPassInputs(OpKernelContext* context, PassInputs<T>* in) {
+  const Tensor& x = context->input(0);
+  const Tensor& gamma = context->input(1);
+  const Tensor& guide = context->input(2);
+  const Tensor& scale = context->input(3);
+  const Tensor& shift = context->input(4);
+  OP_REQUIRES(context, x.dims() == 4,
+              InvalidArgument("x must be [B, H, W, C], got ", x.shape().DebugString()));
+  const int64_t batch = x.dim_size(0), height = x.dim_size(1), width = x.dim_size(2),
+                channels = x.dim_size(3);
+  OP_REQUIRES(context, guide.dims() == 4 && guide.dim_size(1) == height &&
+                           guide.dim_size(2) == width && guide.dim_size(3) == 1,
+              InvalidArgument("guide must be [K, ", height, ", ", width, ", 1], got ",
+                              guide.shape().DebugString()));
+  const int64_t objects = guide.dim_size(0);
+  OP_REQUIRES(context, batch == objects || batch == 1,
+              InvalidArgument("x has batch ", batch, ": must be 1 or K = ", objects));
+  OP_REQUIRES(context, gamma.dims() == 2 && gamma.dim_size(0) == objects &&
+                           gamma.dim_size(1) == channels,
+              InvalidArgument("gamma must be [", objects, ", ", channels, "], got ",
+                              gamma.shape().DebugString()));
+  OP_REQUIRES(context, scale.NumElements() == channels && shift.NumElements() == channels,
+              InvalidArgument("scale and shift must have ", channels, " values, got ",
+                              scale.NumElements(), " and ", shift.NumElements()));
+  *in = {batch, height, width, channels, objects, x.flat<T>().data(),
+         gamma.flat<float>().data(), guide.flat<float>().data(), scale.flat<float>().data(),
+         shift.flat<float>().data()};
+}
+
 template <typename T>
 class ModulateOp : public OpKernel {
  public:
   explicit ModulateOp(OpKernelConstruction* context) : OpKernel(context) {}
 
   void Compute(OpKernelContext* context) override {
-    const Tensor& x = context->input(0);
-    const Tensor& gamma = context->input(1);
-    const Tensor& guide = context->input(2);
-    const Tensor& scale = context->input(3);
-    const Tensor& shift = context->input(4);
-    OP_REQUIRES(context, x.dims() == 4,
-                InvalidArgument("x must be [B, H, W, C], got ", x.shape().DebugString()));
-    const int64_t batch = x.dim_size(0), height = x.dim_size(1), width = x.dim_size(2),
-                  channels = x.dim_size(3);
-    OP_REQUIRES(context, guide.dims() == 4 && guide.dim_size(1) == height &&
-                             guide.dim_size(2) == width && guide.dim_size(3) == 1,
-                InvalidArgument("guide must be [K, ", height, ", ", width, ", 1], got ",
-                                guide.shape().DebugString()));
-    const int64_t objects = guide.dim_size(0);
-    OP_REQUIRES(context, batch == objects || batch == 1,
-                InvalidArgument("x has batch ", batch, ": must be 1 or K = ", objects));
-    OP_REQUIRES(context, gamma.dims() == 2 && gamma.dim_size(0) == objects &&
-                             gamma.dim_size(1) == channels,
-                InvalidArgument("gamma must be [", objects, ", ", channels, "], got ",
-                                gamma.shape().DebugString()));
-    OP_REQUIRES(context, scale.NumElements() == channels && shift.NumElements() == channels,
-                InvalidArgument("scale and shift must have ", channels, " values, got ",
-                                scale.NumElements(), " and ", shift.NumElements()));
+    PassInputs<T> in;
+    ReadPassInputs(context, &in);
+    if (!context->status().ok()) return;
+    const int64_t batch = in.batch, height = in.height, width = in.width,
+                  channels = in.channels, objects = in.objects;
     Tensor* y = nullptr;
     const TensorShape y_shape({objects, height, width, channels});
     if (batch == objects) {
@@ -207,19 +236,14 @@ class ModulateOp : public OpKernel {
       OP_REQUIRES_OK(context, context->allocate_output(0, y_shape, &y));
     }
     const int64_t pixels = height * width;
-    const T* x_data = x.flat<T>().data();
     T* y_data = y->flat<T>().data();
-    const float* gamma_data = gamma.flat<float>().data();
-    const float* guide_data = guide.flat<float>().data();
-    const float* scale_data = scale.flat<float>().data();
-    const float* shift_data = shift.flat<float>().data();
     const bool shared = batch == 1;
     auto work = [&](int64_t begin, int64_t end) {
       for (int64_t row = begin; row < end; ++row) {
         const int64_t k = row / pixels;
         const int64_t x_row = shared ? row % pixels : row;
-        Row<T>(x_data + x_row * channels, y_data + row * channels, gamma_data + k * channels,
-               guide_data[row], scale_data, shift_data, channels);
+        Row<T>(in.x + x_row * channels, y_data + row * channels, in.gamma + k * channels,
+               in.guide[row], in.scale, in.shift, channels);
       }
     };
     auto* workers = context->device()->tensorflow_cpu_worker_threads();
@@ -328,14 +352,7 @@ OSMN_AVX512_BF16_TARGET void PixelAvx512Bf16(const bfloat16* x, const float* gam
   __m512 a0 = zero, a1 = zero, a2 = zero, a3 = zero, a4 = zero, a5 = zero, a6 = zero,
          a7 = zero, a8 = zero;
   for (int64_t c = 0; c < channels; c += 32) {
-    const __m512 b0 = _mm512_max_ps(
-        _mm512_fmadd_ps(g, _mm512_loadu_ps(scale + c), _mm512_loadu_ps(shift + c)), zero);
-    const __m512 b1 = _mm512_max_ps(
-        _mm512_fmadd_ps(g, _mm512_loadu_ps(scale + c + 16), _mm512_loadu_ps(shift + c + 16)),
-        zero);
-    const __m512 y0 = _mm512_fmadd_ps(LoadBf16(x + c), _mm512_loadu_ps(gamma + c), b0);
-    const __m512 y1 = _mm512_fmadd_ps(LoadBf16(x + c + 16), _mm512_loadu_ps(gamma + c + 16), b1);
-    const __m512bh m = _mm512_cvtne2ps_pbh(y1, y0);
+    const __m512bh m = Modulate32(x, gamma, g, scale, shift, c);
     const bfloat16* k = kernel + c;
 #define OSMN_TAP(t) a##t = _mm512_dpbf16_ps(a##t, m, reinterpret_cast<__m512bh>( \
                                _mm512_loadu_si512(k + (t) * channels)))
@@ -417,30 +434,12 @@ class ModulatePoolTapsOp : public OpKernel {
   }
 
   void Compute(OpKernelContext* context) override {
-    const Tensor& x = context->input(0);
-    const Tensor& gamma = context->input(1);
-    const Tensor& guide = context->input(2);
-    const Tensor& scale = context->input(3);
-    const Tensor& shift = context->input(4);
     const Tensor& kernel = context->input(5);
-    OP_REQUIRES(context, x.dims() == 4,
-                InvalidArgument("x must be [B, H, W, C], got ", x.shape().DebugString()));
-    const int64_t batch = x.dim_size(0), height = x.dim_size(1), width = x.dim_size(2),
-                  channels = x.dim_size(3);
-    OP_REQUIRES(context, guide.dims() == 4 && guide.dim_size(1) == height &&
-                             guide.dim_size(2) == width && guide.dim_size(3) == 1,
-                InvalidArgument("guide must be [K, ", height, ", ", width, ", 1], got ",
-                                guide.shape().DebugString()));
-    const int64_t objects = guide.dim_size(0);
-    OP_REQUIRES(context, batch == objects || batch == 1,
-                InvalidArgument("x has batch ", batch, ": must be 1 or K = ", objects));
-    OP_REQUIRES(context, gamma.dims() == 2 && gamma.dim_size(0) == objects &&
-                             gamma.dim_size(1) == channels,
-                InvalidArgument("gamma must be [", objects, ", ", channels, "], got ",
-                                gamma.shape().DebugString()));
-    OP_REQUIRES(context, scale.NumElements() == channels && shift.NumElements() == channels,
-                InvalidArgument("scale and shift must have ", channels, " values, got ",
-                                scale.NumElements(), " and ", shift.NumElements()));
+    PassInputs<T> in;
+    ReadPassInputs(context, &in);
+    if (!context->status().ok()) return;
+    const int64_t batch = in.batch, height = in.height, width = in.width,
+                  channels = in.channels, objects = in.objects;
     OP_REQUIRES(context, kernel.dims() == 2 && kernel.dim_size(1) == channels &&
                              kernel.dim_size(0) >= 1 && kernel.dim_size(0) <= 9,
                 InvalidArgument("taps_kernel must be [1..9, ", channels, "], got ",
@@ -454,11 +453,6 @@ class ModulatePoolTapsOp : public OpKernel {
                                 0, TensorShape({objects, pooled_h, pooled_w, channels}), &pooled));
     OP_REQUIRES_OK(context, context->allocate_output(
                                 1, TensorShape({objects, height, width, taps}), &taps_out));
-    const T* x_data = x.flat<T>().data();
-    const float* gamma_data = gamma.flat<float>().data();
-    const float* guide_data = guide.flat<float>().data();
-    const float* scale_data = scale.flat<float>().data();
-    const float* shift_data = shift.flat<float>().data();
     const float* kernel_data = kernel.flat<float>().data();
     T* pooled_data = pooled->flat<T>().data();
     float* taps_data = taps_out->flat<float>().data();
@@ -469,8 +463,8 @@ class ModulatePoolTapsOp : public OpKernel {
     auto pixel = [&](int64_t k, int64_t r, int64_t s, T* row, float* m) {
       const int64_t at = (k * height + r) * width + s;
       const int64_t x_at = shared ? r * width + s : at;
-      Row<T>(x_data + x_at * channels, row, gamma_data + k * channels, guide_data[at],
-             scale_data, shift_data, channels);
+      Row<T>(in.x + x_at * channels, row, in.gamma + k * channels, in.guide[at],
+             in.scale, in.shift, channels);
       WidenRow<T>(row, m, channels);
       Taps(m, kernel_data, taps, channels, taps_data + at * taps);
     };
@@ -478,8 +472,8 @@ class ModulatePoolTapsOp : public OpKernel {
 #ifdef OSMN_X86
     if (std::is_same<T, bfloat16>::value && CpuHasAvx512Bf16() && taps == 9 &&
         channels % 32 == 0) {
-      FastBf16(context, reinterpret_cast<const bfloat16*>(x_data), gamma_data, guide_data,
-               scale_data, shift_data, kernel_data, reinterpret_cast<bfloat16*>(pooled_data),
+      FastBf16(context, reinterpret_cast<const bfloat16*>(in.x), in.gamma, in.guide,
+               in.scale, in.shift, kernel_data, reinterpret_cast<bfloat16*>(pooled_data),
                taps_data, objects, height, width, channels, shared, pooled_h, pooled_w);
       return;
     }
