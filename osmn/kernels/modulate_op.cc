@@ -426,6 +426,44 @@ void MaxRows<bfloat16>(float* const* rows, int count, bfloat16* out, int64_t cha
   MaxScalar(rows, count, out, channels);
 }
 
+// Visits every source pixel of OsmnModulatePoolTaps once, sharded over output rows:
+// pixel(scratch, k, r, s, n), n the pixel's place 0..3 in its 2x2 pooling window (0 without
+// pooling); with pooling, then window(scratch, k, i, j, count) once per window of `count`
+// pixels. `scratch` is made by make_scratch() once per shard.
+template <typename MakeScratch, typename Pixel, typename Window>
+void ForEachPixel(OpKernelContext* context, int64_t objects, int64_t height, int64_t width,
+                  bool pool, int64_t cost_per_pixel, MakeScratch make_scratch, Pixel pixel,
+                  Window window) {
+  auto* workers = context->device()->tensorflow_cpu_worker_threads();
+  if (!pool) {
+    ::tensorflow::Shard(workers->num_threads, workers->workers, objects * height,
+                        width * cost_per_pixel, [&](int64_t begin, int64_t end) {
+      auto scratch = make_scratch();
+      for (int64_t unit = begin; unit < end; ++unit) {  // unit = k * height + r
+        for (int64_t s = 0; s < width; ++s) pixel(scratch, unit / height, unit % height, s, 0);
+      }
+    });
+    return;
+  }
+  const int64_t pooled_h = (height + 1) / 2, pooled_w = (width + 1) / 2;
+  ::tensorflow::Shard(workers->num_threads, workers->workers, objects * pooled_h,
+                      4 * pooled_w * cost_per_pixel, [&](int64_t begin, int64_t end) {
+    auto scratch = make_scratch();
+    for (int64_t unit = begin; unit < end; ++unit) {  // unit = k * pooled_h + i
+      const int64_t k = unit / pooled_h, i = unit % pooled_h;
+      for (int64_t j = 0; j < pooled_w; ++j) {
+        int count = 0;
+        for (int64_t r = 2 * i; r < 2 * i + 2 && r < height; ++r) {
+          for (int64_t s = 2 * j; s < 2 * j + 2 && s < width; ++s) {
+            pixel(scratch, k, r, s, count++);
+          }
+        }
+        window(scratch, k, i, j, count);
+      }
+    }
+  });
+}
+
 template <typename T>
 class ModulatePoolTapsOp : public OpKernel {
  public:
@@ -457,112 +495,59 @@ class ModulatePoolTapsOp : public OpKernel {
     T* pooled_data = pooled->flat<T>().data();
     float* taps_data = taps_out->flat<float>().data();
     const bool shared = batch == 1;
-
-    // One source pixel (k, r, s): modulate into `row` (T, rounded as the pass rounds), widen
-    // into `m`, write its taps.
-    auto pixel = [&](int64_t k, int64_t r, int64_t s, T* row, float* m) {
-      const int64_t at = (k * height + r) * width + s;
-      const int64_t x_at = shared ? r * width + s : at;
-      Row<T>(in.x + x_at * channels, row, in.gamma + k * channels, in.guide[at],
-             in.scale, in.shift, channels);
-      WidenRow<T>(row, m, channels);
-      Taps(m, kernel_data, taps, channels, taps_data + at * taps);
+    // Flat index of source pixel (k, r, s) in guide and taps, and of its row of x.
+    auto at = [&](int64_t k, int64_t r, int64_t s) { return (k * height + r) * width + s; };
+    auto x_at = [&](int64_t k, int64_t r, int64_t s) {
+      return shared ? r * width + s : at(k, r, s);
     };
-    auto* workers = context->device()->tensorflow_cpu_worker_threads();
+    auto pooled_row = [&](int64_t k, int64_t i, int64_t j) {
+      return pooled_data + ((k * pooled_h + i) * pooled_w + j) * channels;
+    };
 #ifdef OSMN_X86
     if (std::is_same<T, bfloat16>::value && CpuHasAvx512Bf16() && taps == 9 &&
         channels % 32 == 0) {
-      FastBf16(context, reinterpret_cast<const bfloat16*>(in.x), in.gamma, in.guide,
-               in.scale, in.shift, kernel_data, reinterpret_cast<bfloat16*>(pooled_data),
-               taps_data, objects, height, width, channels, shared, pooled_h, pooled_w);
+      // The whole-pixel AVX-512 BF16 loop (`PixelAvx512Bf16`), the window max kept in float.
+      const bfloat16* x = reinterpret_cast<const bfloat16*>(in.x);
+      std::vector<bfloat16> low(9 * channels);  // the kernel rounded as the unfused path does
+      for (int64_t i = 0; i < 9 * channels; ++i) low[i] = static_cast<bfloat16>(kernel_data[i]);
+      ForEachPixel(
+          context, objects, height, width, pool_, channels * 8,
+          [&] { return std::vector<float>(channels); },
+          [&](std::vector<float>& best, int64_t k, int64_t r, int64_t s, int n) {
+            PixelAvx512Bf16(x + x_at(k, r, s) * channels, in.gamma + k * channels,
+                            in.guide[at(k, r, s)], in.scale, in.shift, low.data(), channels,
+                            taps_data + at(k, r, s) * 9, pool_ ? best.data() : nullptr, n == 0);
+          },
+          [&](std::vector<float>& best, int64_t k, int64_t i, int64_t j, int) {
+            StoreBf16(best.data(), reinterpret_cast<bfloat16*>(pooled_row(k, i, j)), channels);
+          });
       return;
     }
 #endif
-    if (!pool_) {
-      auto work = [&](int64_t begin, int64_t end) {
-        std::vector<T> row(channels);
-        std::vector<float> m(channels);
-        for (int64_t unit = begin; unit < end; ++unit) {  // unit = k * height + r
-          for (int64_t s = 0; s < width; ++s) {
-            pixel(unit / height, unit % height, s, row.data(), m.data());
-          }
-        }
-      };
-      ::tensorflow::Shard(workers->num_threads, workers->workers, objects * height,
-                          width * channels * (taps + 2), work);
-      return;
-    }
-    auto work = [&](int64_t begin, int64_t end) {
-      std::vector<T> row(channels);
-      std::vector<float> widened(4 * channels);
-      float* window[4];
-      for (int64_t unit = begin; unit < end; ++unit) {  // unit = k * pooled_h + i
-        const int64_t k = unit / pooled_h, i = unit % pooled_h;
-        for (int64_t j = 0; j < pooled_w; ++j) {
-          int count = 0;
-          for (int64_t r = 2 * i; r < 2 * i + 2 && r < height; ++r) {
-            for (int64_t s = 2 * j; s < 2 * j + 2 && s < width; ++s) {
-              window[count] = widened.data() + count * channels;
-              pixel(k, r, s, row.data(), window[count]);
-              ++count;
-            }
-          }
-          MaxRows<T>(window, count, pooled_data + ((k * pooled_h + i) * pooled_w + j) * channels,
-                     channels);
-        }
-      }
+    // Any T, C and tap count: modulate into a T row (rounded as the pass rounds), widen it into
+    // the pixel's place in the window, write its taps; then the window's max.
+    struct Scratch {
+      std::vector<T> row;
+      std::vector<float> widened;  // up to 4 pixels of C
     };
-    ::tensorflow::Shard(workers->num_threads, workers->workers, objects * pooled_h,
-                        4 * pooled_w * channels * (taps + 2), work);
+    ForEachPixel(
+        context, objects, height, width, pool_, channels * (taps + 2),
+        [&] { return Scratch{std::vector<T>(channels), std::vector<float>(4 * channels)}; },
+        [&](Scratch& scratch, int64_t k, int64_t r, int64_t s, int n) {
+          float* m = scratch.widened.data() + n * channels;
+          Row<T>(in.x + x_at(k, r, s) * channels, scratch.row.data(), in.gamma + k * channels,
+                 in.guide[at(k, r, s)], in.scale, in.shift, channels);
+          WidenRow<T>(scratch.row.data(), m, channels);
+          Taps(m, kernel_data, taps, channels, taps_data + at(k, r, s) * taps);
+        },
+        [&](Scratch& scratch, int64_t k, int64_t i, int64_t j, int count) {
+          float* window[4];
+          for (int n = 0; n < count; ++n) window[n] = scratch.widened.data() + n * channels;
+          MaxRows<T>(window, count, pooled_row(k, i, j), channels);
+        });
   }
 
  private:
-#ifdef OSMN_X86
-  // The bfloat16 op on the whole-pixel AVX-512 BF16 loop (`PixelAvx512Bf16`).
-  void FastBf16(OpKernelContext* context, const bfloat16* x, const float* gamma,
-                const float* guide, const float* scale, const float* shift, const float* kernel,
-                bfloat16* pooled, float* taps, int64_t objects, int64_t height, int64_t width,
-                int64_t channels, bool shared, int64_t pooled_h, int64_t pooled_w) {
-    std::vector<bfloat16> low(9 * channels);  // the kernel rounded as the unfused path rounds
-    for (int64_t i = 0; i < 9 * channels; ++i) low[i] = static_cast<bfloat16>(kernel[i]);
-    auto pixel = [&](int64_t k, int64_t r, int64_t s, float* best, bool first) {
-      const int64_t at = (k * height + r) * width + s;
-      const int64_t x_at = shared ? r * width + s : at;
-      PixelAvx512Bf16(x + x_at * channels, gamma + k * channels, guide[at], scale, shift,
-                      low.data(), channels, taps + at * 9, best, first);
-    };
-    auto* workers = context->device()->tensorflow_cpu_worker_threads();
-    if (!pool_) {
-      ::tensorflow::Shard(workers->num_threads, workers->workers, objects * height,
-                          width * channels * 8, [&](int64_t begin, int64_t end) {
-        for (int64_t unit = begin; unit < end; ++unit) {
-          for (int64_t s = 0; s < width; ++s) {
-            pixel(unit / height, unit % height, s, nullptr, true);
-          }
-        }
-      });
-      return;
-    }
-    ::tensorflow::Shard(workers->num_threads, workers->workers, objects * pooled_h,
-                        4 * pooled_w * channels * 8, [&](int64_t begin, int64_t end) {
-      std::vector<float> best(channels);
-      for (int64_t unit = begin; unit < end; ++unit) {
-        const int64_t k = unit / pooled_h, i = unit % pooled_h;
-        for (int64_t j = 0; j < pooled_w; ++j) {
-          bool first = true;
-          for (int64_t r = 2 * i; r < 2 * i + 2 && r < height; ++r) {
-            for (int64_t s = 2 * j; s < 2 * j + 2 && s < width; ++s) {
-              pixel(k, r, s, best.data(), first);
-              first = false;
-            }
-          }
-          StoreBf16(best.data(), pooled + ((k * pooled_h + i) * pooled_w + j) * channels,
-                    channels);
-        }
-      }
-    });
-  }
-#endif
   bool pool_ = true;
 };
 
