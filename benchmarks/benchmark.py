@@ -100,6 +100,14 @@ def matmul_ceilings(size: int, runs: int, warmup: int) -> dict:
     return out
 
 
+def target_ratios(t: dict, statistic: str) -> dict:
+    """The two per-frame target ratios of one section's timings `t`, from `statistic`
+    ("median_s", "min_s" or "cpu_median_s") of the OSMN K=1, plain FCN and bare trunk runs."""
+    one = t["osmn_k1"][statistic]
+    return {"modulated_over_plain": one / t["plain_fcn"][statistic],
+            "whole_frame_over_bare_trunk": one / t["bare_trunk"][statistic]}
+
+
 def segmentation_speed(models: dict, sizes, precisions, max_objects, runs, warmup,
                        use_xla, use_eager, ceilings) -> dict:
     """Per size and precision: bare trunk, plain FCN, OSMN K = 1..max_objects (one batched
@@ -147,8 +155,7 @@ def segmentation_speed(models: dict, sizes, precisions, max_objects, runs, warmu
             entry = {"times": t, "conv_macs": {"osmn_k1": objects_macs(macs, 1),
                                                "plain_fcn": plain_macs, "bare_trunk": bare_macs},
                      "ratios": {
-                         "modulated_over_plain": one / t["plain_fcn"]["median_s"],
-                         "whole_frame_over_bare_trunk": one / t["bare_trunk"]["median_s"],
+                         **target_ratios(t, "median_s"),
                          "batched_over_separate": {
                              k: t[f"osmn_k{k}"]["median_s"] / (k * one)
                              for k in range(1, max_objects + 1)}},
@@ -159,16 +166,9 @@ def segmentation_speed(models: dict, sizes, precisions, max_objects, runs, warmu
             # The same two targets from the fastest run of each candidate (the least disturbed
             # estimate when other jobs slow some calls) and from process CPU time (all threads:
             # steadier than wall time under load, but it also counts threads' spinning).
-            entry["ratios_min_time"] = {
-                "modulated_over_plain": t["osmn_k1"]["min_s"] / t["plain_fcn"]["min_s"],
-                "whole_frame_over_bare_trunk": t["osmn_k1"]["min_s"]
-                / t["bare_trunk"]["min_s"]}
+            entry["ratios_min_time"] = target_ratios(t, "min_s")
             entry["stability"] = stability(t, ("bare_trunk", "plain_fcn", "osmn_k1"))
-            entry["ratios_cpu_time"] = {
-                "modulated_over_plain": t["osmn_k1"]["cpu_median_s"]
-                / t["plain_fcn"]["cpu_median_s"],
-                "whole_frame_over_bare_trunk": t["osmn_k1"]["cpu_median_s"]
-                / t["bare_trunk"]["cpu_median_s"]}
+            entry["ratios_cpu_time"] = target_ratios(t, "cpu_median_s")
             entry["fraction_of_matmul_ceiling"] = {
                 name: value / ceiling for name, value in entry["gflops"].items()}
             entry["xla_default"] = xla_default

@@ -79,10 +79,9 @@ def test_fused_block_end_equals_pass_then_pool_and_taps(batch, objects, height, 
             expected = tf.nn.max_pool2d(m, 2, 2, "SAME")
             assert pooled.shape == expected.shape and pooled.dtype == dtype
             # The max of the same rounded values: identical bits.
-            np.testing.assert_array_equal(tf.bitcast(pooled, tf.uint16 if dtype == tf.bfloat16
-                                                     else tf.uint32).numpy(),
-                                          tf.bitcast(expected, tf.uint16 if dtype == tf.bfloat16
-                                                     else tf.uint32).numpy())
+            bits = tf.uint16 if dtype == tf.bfloat16 else tf.uint32
+            np.testing.assert_array_equal(tf.bitcast(pooled, bits).numpy(),
+                                          tf.bitcast(expected, bits).numpy())
         else:
             assert pooled is None
         # Taps of the rounded modulated map with the kernel in the same precision, summed in
