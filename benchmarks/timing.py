@@ -1,7 +1,11 @@
 """Wall-clock timing for the benchmark: warm-up, then interleaved rounds, medians.
 
 Interleaving (round r runs every candidate once, in turn) keeps ratios between candidates fair
-when other processes load the machine unevenly over time: a slow spell hits all of them.
+when other processes load the machine unevenly over time: a slow spell hits all of them. The
+order reverses every other round (A B C, C B A, ...), so no candidate always follows the same
+one. On a host whose speed swings from call to call, the ratio of two candidates run one after
+the other in the same round (`paired_ratio`) shares the host's state of that moment, and its
+median over the rounds is steadier than the ratio of the two medians.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ def time_interleaved(candidates: Dict[str, Callable[[], object]], runs: int,
     """Time each zero-argument callable `runs` times after `warmup` calls.
 
     Every callable must block until its result is computed (e.g. end in `.numpy()`).
+    Odd rounds run the candidates in reverse order; `runs_s[r]` is round r for every candidate.
 
     Returns:
         name -> {"median_s", "min_s", "cpu_median_s" (process CPU time, all threads),
@@ -28,8 +33,10 @@ def time_interleaved(candidates: Dict[str, Callable[[], object]], runs: int,
             fn()
     wall = {name: [] for name in candidates}
     cpu = {name: [] for name in candidates}
-    for _ in range(runs):
-        for name, fn in candidates.items():
+    order = list(candidates)
+    for round_index in range(runs):
+        for name in (order if round_index % 2 == 0 else order[::-1]):
+            fn = candidates[name]
             start_cpu, start = time.process_time(), time.perf_counter()
             fn()
             wall[name].append(time.perf_counter() - start)
@@ -63,6 +70,15 @@ def stability(timings: Dict[str, dict], names) -> dict:
     worst = max(spread(timings[name]) for name in names)
     return {"max_spread": worst, "stable": worst <= STABLE_SPREAD,
             "stable_spread_limit": STABLE_SPREAD}
+
+
+def paired_ratio(timings: Dict[str, dict], numerator: str, denominator: str) -> dict:
+    """Per-round ratios numerator / denominator of two `time_interleaved` entries timed in the
+    same rounds: their median and quartiles ("median", "q1", "q3")."""
+    ratios = (np.asarray(timings[numerator]["runs_s"])
+              / np.asarray(timings[denominator]["runs_s"]))
+    q1, median, q3 = np.percentile(ratios, [25, 50, 75])
+    return {"median": float(median), "q1": float(q1), "q3": float(q3)}
 
 
 def peak_rss_mb() -> float:

@@ -8,12 +8,14 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 from flops import objects_macs, segmentation_macs  # noqa: E402
-from timing import STABLE_SPREAD, spread, stability  # noqa: E402
+from timing import (STABLE_SPREAD, paired_ratio, spread, stability,  # noqa: E402
+                    time_interleaved)
 
 
 def test_segmentation_macs_match_vgg16_and_split_shared_from_per_object():
@@ -47,6 +49,28 @@ def test_stability_flags_a_machine_whose_calls_swing():
     assert verdict["max_spread"] == pytest.approx(0.50 / 0.22) and not verdict["stable"]
 
 
+def test_rounds_alternate_order_and_pair_by_round():
+    calls = []
+    timings = time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                               runs=3, warmup=1)
+    assert calls == ["a", "b"] + ["a", "b", "b", "a", "a", "b"]  # warm-up, then ABBA order
+    assert all(len(t["runs_s"]) == 3 for t in timings.values())
+
+
+def test_paired_ratio_follows_the_host_state_of_each_round():
+    # The host swings 2x between calls; a frame is 1.02x its reference in the same state. In
+    # round 2 the frame ran in the fast state and the reference in the slow one.
+    reference = [0.20, 0.20, 0.40, 0.40, 0.40]
+    frame = [0.204, 0.204, 0.204, 0.408, 0.408]
+    t = {"frame": {"runs_s": frame}, "reference": {"runs_s": reference}}
+    paired = paired_ratio(t, "frame", "reference")
+    assert paired["median"] == pytest.approx(1.02)
+    assert paired["q1"] == pytest.approx(1.02) and paired["q3"] == pytest.approx(1.02)
+    assert paired_ratio(t, "reference", "frame")["median"] == pytest.approx(1 / 1.02)
+    # The ratio of the medians is thrown off by that one round.
+    assert np.median(frame) / np.median(reference) == pytest.approx(0.51)
+
+
 @pytest.mark.slow
 def test_quick_benchmark_writes_a_complete_result(tmp_path):
     done = subprocess.run(
@@ -70,6 +94,10 @@ def test_quick_benchmark_writes_a_complete_result(tmp_path):
         t["osmn_k2"]["median_s"] / (2 * t["osmn_k1"]["median_s"]))
     assert entry["ratios_min_time"]["modulated_over_plain"] == pytest.approx(
         t["osmn_k1"]["min_s"] / t["plain_fcn"]["min_s"])
+    per_round = [a / b for a, b in zip(t["osmn_k1"]["runs_s"], t["plain_fcn"]["runs_s"])]
+    assert entry["ratios_paired"]["modulated_over_plain"]["median"] == pytest.approx(
+        float(np.median(per_round)))
+    assert "per round (quartiles)" in done.stdout
     timed = ("bare_trunk", "plain_fcn", "osmn_k1")
     assert entry["stability"]["max_spread"] == pytest.approx(
         max(max(t[k]["runs_s"]) / min(t[k]["runs_s"]) for k in timed))
