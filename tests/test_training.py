@@ -90,6 +90,22 @@ def test_refuses_to_overwrite_a_run_without_resume(tmp_path, sample_batch):
               progress=False)
 
 
+def test_a_finished_run_resumes_to_nothing_without_building_its_input(tmp_path, sample_batch):
+    recipe = tiny_recipe(steps=2)
+    first = train(recipe, tmp_path, fixed_batch_fn(recipe, sample_batch), summary_every=0,
+                  progress=False)
+
+    def no_input(start):
+        raise AssertionError(f"input pipeline built for a finished run (start {start})")
+
+    messages = []
+    again = train(recipe, tmp_path, no_input, summary_every=0, progress=False,
+                  log=messages.append)
+    assert (again.first_step, again.step, again.losses) == (2, 2, [])
+    assert again.checkpoint == first.checkpoint
+    assert any(m.startswith("nothing to do") and "step 2 of 2" in m for m in messages)
+
+
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_trains(tmp_path, sample_batch, precision):
     recipe = tiny_recipe(steps=2)

@@ -222,8 +222,12 @@ def main(argv):
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"trained {result.step - result.first_step} steps (to step {result.step}), "
-          f"last loss {result.loss:.1f}; model: {pathlib.Path(FLAGS.train_dir) / 'model.keras'}")
+    model_path = pathlib.Path(FLAGS.train_dir) / "model.keras"
+    if result.step == result.first_step:
+        print(f"nothing to train: already at step {result.step}; model: {model_path}")
+    else:
+        print(f"trained {result.step - result.first_step} steps (to step {result.step}), "
+              f"last loss {result.loss:.1f}; model: {model_path}")
     return 0
 
 

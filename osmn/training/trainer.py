@@ -224,6 +224,11 @@ def train(train_config: TrainConfig, run_dir, dataset_fn: DatasetFn,
         initialise(model, train_config, imagenet_weights, log=log)
         first_step = 0
     ckpt_lib.write_run_config(run_dir, train_config)
+    if first_step >= train_config.steps:
+        # A finished run: no input pipeline and no traced step to build for zero steps.
+        log(f"nothing to do: {run_dir} is already at step {first_step} of {train_config.steps}")
+        return TrainResult(first_step=first_step, step=first_step, loss=float("nan"),
+                           losses=[], checkpoint=run.latest, run_dir=run_dir)
 
     trainable = model.trainable_variables
     replicas = strategy.num_replicas_in_sync
@@ -286,8 +291,6 @@ def train(train_config: TrainConfig, run_dir, dataset_fn: DatasetFn,
                 last_checkpoint = run.save()
     finally:
         summaries.close()
-    if step == first_step and first_step > 0:
-        log(f"nothing to do: {run_dir} is already at step {step} of {train_config.steps}")
     return TrainResult(first_step=first_step, step=step, loss=loss_value, losses=history,
                        checkpoint=last_checkpoint, run_dir=run_dir)
 
