@@ -231,13 +231,14 @@ def train_variant(s: AblationSettings, variant: str, train_root, run_dir,
             "model": str(pathlib.Path(run_dir) / "model.keras")}
 
 
-def segment_set(model, eval_root, sequences: Sequence[str], results_dir, progress: bool):
-    """Segment every evaluation video from its first-frame mask; DAVIS results layout."""
+def segment_set(segmenter, eval_root, sequences: Sequence[str], results_dir, progress: bool):
+    """Segment every evaluation video from its first-frame mask with `segmenter` (an
+    `osmn.inference.VideoSegmenter`, one per model: its traced step serves every video of
+    every family); DAVIS results layout."""
     import keras  # noqa: PLC0415
-    from osmn.inference import FrameSource, VideoSegmenter, read_mask, write_mask  # noqa
+    from osmn.inference import FrameSource, read_mask, write_mask  # noqa: PLC0415
 
     bar = keras.utils.Progbar(len(sequences), unit_name="video", verbose=1 if progress else 0)
-    segmenter = VideoSegmenter(model)  # one per model: its traced step is reused by every video
     for i, name in enumerate(sequences):
         source = FrameSource(pathlib.Path(eval_root) / "JPEGImages" / "480p" / name)
         labels, _ = read_mask(pathlib.Path(eval_root) / "Annotations" / "480p" / name
@@ -342,6 +343,7 @@ def run_ablation(s: AblationSettings, work_dir, json_path=None, markdown_path=No
         The report dict (what the JSON holds).
     """
     s.validate()
+    from osmn.inference import VideoSegmenter  # noqa: PLC0415
     from osmn.model import load_osmn  # noqa: PLC0415
     work_dir = pathlib.Path(work_dir)
     started = time.perf_counter()
@@ -380,12 +382,12 @@ def run_ablation(s: AblationSettings, work_dir, json_path=None, markdown_path=No
         entry = train_variant(s, variant, train_root, work_dir / "runs" / variant, steps,
                               s.minutes_per_variant * 60.0, progress, log)
         steps = entry["steps"]  # the ablations get the full model's step count
-        model = load_osmn(entry.pop("model"))
+        segmenter = VideoSegmenter(load_osmn(entry.pop("model")))
         entry["families"] = {}
         eval_started = time.perf_counter()
         for family, root in eval_roots.items():
             results = work_dir / "results" / variant / family
-            segment_set(model, root, sequences[family], results, progress)
+            segment_set(segmenter, root, sequences[family], results, progress)
             entry["families"][family] = evaluate_results(s, family, root, results)
         entry["eval_seconds"] = round(time.perf_counter() - eval_started, 1)
         report["variants"][variant] = entry

@@ -146,13 +146,14 @@ def test_export_tool_writes_portable_formats(tmp_path, lite_model, export_format
     checkpoint = tmp_path / "lite.keras"
     save_osmn(lite_model, checkpoint)
     out = tmp_path / export_format
+    # "none": float32 only. The quantized conversions are the fixture's (litert_dir); here the
+    # flag's plumbing is what is tested, at half the conversions.
     done = _run_tool("--checkpoint", str(checkpoint), "--format", export_format,
-                     "--export_dir", str(out), "--litert_quantization", "int8", cwd=tmp_path)
+                     "--export_dir", str(out), "--litert_quantization", "none", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     print(done.stdout)
     assert "max abs diff vs Keras" in done.stdout
-    expected = ({"modulate_float32.tflite", "segment_float32.tflite", "modulate_int8.tflite",
-                 "segment_int8.tflite"} if export_format == "litert"
+    expected = ({"modulate_float32.tflite", "segment_float32.tflite"} if export_format == "litert"
                 else {"modulate.onnx", "segment.onnx"})
     assert {p.name for p in out.iterdir()} == expected | {"osmn_export.json"}
     again = _run_tool("--checkpoint", str(checkpoint), "--format", export_format,
