@@ -5,10 +5,7 @@ import pathlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np
 import pytest
-import tensorflow as tf
-import keras
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
@@ -20,6 +17,12 @@ TINY_WIDTH = 1 / 16
 
 @pytest.fixture(autouse=True)
 def _fixed_seeds():
+    # Imported here, not at the top: under pytest-xdist the controller process loads this file
+    # but runs no test, and TF's start-up lines would be printed after the summary line.
+    import keras  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+    import tensorflow as tf  # noqa: PLC0415
+
     keras.utils.set_random_seed(0)
     np.random.seed(0)
     tf.random.set_seed(0)
