@@ -103,7 +103,7 @@ def test_tiny_ablation_end_to_end(tmp_path):
     for variant in settings.variants:
         assert (tmp_path / "work/runs" / variant / "model.keras").is_file()
         pngs = list((tmp_path / "work/results" / variant / "twin").glob("*/*.png"))
-        assert len(pngs) == ablation.QUICK.frames
+        assert len(pngs) == settings.frames
     # The same work dir again: data reused, nothing left to train, the same scores.
     messages = []
     again = ablation.run_ablation(settings, tmp_path / "work", progress=False,

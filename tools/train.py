@@ -196,6 +196,7 @@ def main(argv):
         # Heavy imports after the flag checks, so that bad flags fail at once.
         from osmn.data import training_dataset
         from osmn.training import make_strategy, mixed_precision_policy, train
+        from osmn.training.checkpoints import MODEL_NAME
         from osmn.training.trainer import TrainingDiverged
 
         if FLAGS.recipe == "davis_stage2" and not train_config.init_checkpoint:
@@ -222,7 +223,7 @@ def main(argv):
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    model_path = pathlib.Path(FLAGS.train_dir) / "model.keras"
+    model_path = pathlib.Path(FLAGS.train_dir) / MODEL_NAME
     if result.step == result.first_step:
         print(f"nothing to train: already at step {result.step}; model: {model_path}")
     else:
