@@ -102,7 +102,13 @@ LITE_BN_EPSILON: float = 1e-3  # slim `mobilenet_v1_arg_scope` batch_norm_epsilo
 LITE_INIT_STDDEV: float = 0.09  # slim `mobilenet_v1_arg_scope` truncated_normal stddev.
 # slim `l2_regularizer(4e-5)` = 4e-5 * sum(w^2) / 2, i.e. Keras L2(2e-5) (as WEIGHT_DECAY_L2).
 LITE_WEIGHT_DECAY_L2: float = 2e-5
-LITE_IMAGENET_SIZE: int = 224  # keras.applications.MobileNet(alpha=1.0, input 224) weights.
+LITE_IMAGENET_SIZE: int = 224  # keras.applications.MobileNet(alpha, input 224) weights.
+# The widths (alpha) Keras Applications publishes ImageNet MobileNet v1 weights for
+# (`keras.applications.mobilenet`, files `mobilenet_<alpha>_224_tf[_no_top].h5`).
+KERAS_MOBILENET_WIDTHS: Tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
+# Keras' MobileNet v1 input convention (`keras.applications.mobilenet.preprocess_input`, "tf"
+# mode): RGB scaled to [-1, 1], i.e. rgb / 127.5 - 1.
+KERAS_MOBILENET_INPUT_SCALE: float = 127.5
 
 # ---------------------------------------------------------------------------------------------
 # Guides (`util.py`: `compute_robust_moments`, `get_gb_image`; `dataset_*.py`).
@@ -187,6 +193,10 @@ class ModelConfig:
         fix_bn: bool. Batch norm of the spatial modulator in inference mode during training
             (moving statistics used, not updated; its gamma/beta still train). The stage-2
             recipe sets it (the original's `--fix_bn`). Defaults to False.
+        working_size: optional (width, height). The size the model segments frames at unless
+            a tool is told otherwise (`tools/infer.py --im_size`): the size it was validated
+            at. Not an architecture switch (the weights fit any size). Defaults to None: each
+            frame at its own size.
     """
 
     width_multiplier: float = 1.0
@@ -196,8 +206,14 @@ class ModelConfig:
     train_seg: bool = True
     fix_bn: bool = False
     backbone: str = "vgg16"
+    working_size: Optional[Tuple[int, int]] = None
 
     def validate(self) -> "ModelConfig":
+        if self.working_size is not None and not (
+                len(self.working_size) == 2 and all(isinstance(v, int) and v >= 32
+                                                    for v in self.working_size)):
+            raise ConfigError(f"working_size must be (width, height), integers >= 32, got "
+                              f"{self.working_size!r}")
         if self.backbone not in BACKBONES:
             raise ConfigError(f"backbone must be one of {', '.join(BACKBONES)}, "
                               f"got {self.backbone!r}")
@@ -270,6 +286,8 @@ class ModelConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"unknown model setting(s): {', '.join(unknown)}")
+        if values.get("working_size") is not None:  # a JSON list in a saved model
+            values = {**values, "working_size": tuple(values["working_size"])}
         return cls(**values).validate()
 
 
@@ -303,6 +321,12 @@ class TrainConfig:
             of its batch statistics over this many training batches (weights unchanged;
             `osmn.training.batch_norm`). 0 (default, the original): no recalibration. Needed
             because slim's momentum 0.997 leaves 0.997^N of the initial statistics after N steps.
+        crop_size: optional (height, width). Video sources only (DAVIS, YouTube-VOS). Ours,
+            for training on few videos: each sample is resized to the batch's size from
+            `image_sizes`, then a window of this size at a random place is cut from the frame,
+            its label and the previous frame's mask (the spatial guide's source), so the
+            sizes act as random scales and the window as a random crop. None (default, the
+            original): the whole frame.
         perturb_spatial_guide: bool. Training augmentation of the spatial guide (centre shift
             and std scale, `osmn.guides.spatial_guide(perturb=True)`), as the original always
             does. False only for the ablation of paper Table 3 ("- spatial guide augmentation").
@@ -325,6 +349,7 @@ class TrainConfig:
     he_init: bool = False
     bn_recalibration_batches: int = 0
     perturb_spatial_guide: bool = True
+    crop_size: Optional[Tuple[int, int]] = None
     model: ModelConfig = ModelConfig()
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2
@@ -350,6 +375,15 @@ class TrainConfig:
             raise ConfigError(f"lr_boundaries must increase, got {self.lr_boundaries!r}")
         if not self.image_sizes or any(h < 32 or w < 32 for h, w in self.image_sizes):
             raise ConfigError(f"image_sizes must be (height, width) >= 32, got {self.image_sizes!r}")
+        if self.crop_size is not None:
+            crop_h, crop_w = self.crop_size
+            if self.source not in ("davis", "youtube_vos"):
+                raise ConfigError(f"crop_size applies to the video sources (davis, "
+                                  f"youtube_vos), not {self.source!r}")
+            if crop_h < 32 or crop_w < 32 or any(crop_h > h or crop_w > w
+                                                 for h, w in self.image_sizes):
+                raise ConfigError(f"crop_size must be >= 32 and fit in every image size, got "
+                                  f"{self.crop_size!r} for {self.image_sizes!r}")
         self.model.validate()
         if self.he_init and self.model.backbone == "lite":
             # Ours: every MobileNet conv is followed by batch norm, so the scale of its initial
@@ -372,6 +406,8 @@ class TrainConfig:
         for key in ("lr_boundaries", "lr_values"):
             values[key] = tuple(values[key])
         values["image_sizes"] = tuple(tuple(s) for s in values["image_sizes"])
+        if values.get("crop_size") is not None:
+            values["crop_size"] = tuple(values["crop_size"])
         return cls(**values).validate()
 
 
@@ -408,15 +444,28 @@ RECIPES = {
         lr_boundaries=(900,), lr_values=(5e-4, 1e-4), image_sizes=((240, 427), (480, 854)),
         randomize_guide=True, he_init=True, model=ModelConfig(width_multiplier=0.0625),
         checkpoint_every=200, keep_checkpoints=2),
-    # The same CPU demo with the lite backbone (ours): MobileNet v1 at width 1/4 (0.89M
-    # parameters, ~3.9 MB), trained from scratch from the slim MobileNet init (no he_init: its
+    # The same small run with the lite backbone (ours; the tests' lite recipe): MobileNet v1 at
+    # width 1/4 (0.89M parameters, ~3.9 MB) from the slim MobileNet init (no he_init: its
     # convs are batch-normalised); its batch-norm statistics are re-estimated over 50 batches
-    # at the end (1000 steps leave 5% of the initial ones at momentum 0.997, which made the
-    # model predict nothing in inference mode). `data/sample_lite.flags`,
-    # docs/lite_and_portable.md.
+    # at the end (1000 steps leave 5% of the initial ones at momentum 0.997, which made a
+    # model trained from scratch predict nothing in inference mode).
     "sample_lite": TrainConfig(
         name="sample_lite", source="davis", batch_size=2, steps=1000,
         lr_boundaries=(750,), lr_values=(1e-3, 1e-4), image_sizes=((240, 427), (480, 854)),
         randomize_guide=True, model=ModelConfig(backbone="lite", width_multiplier=0.25),
         bn_recalibration_batches=50, checkpoint_every=200, keep_checkpoints=2),
+    # The shipped model (ours, `data/davis16_lite.flags`): lite OSMN at width 1/4 from the
+    # ImageNet MobileNet v1 of that width, trained on 25 of the 30 DAVIS 2016 training
+    # sequences with the paper's video training (visual guide from a random frame of the
+    # object, spatial guide from the previous frame's mask, perturbed), plus random scales
+    # (0.53-0.8 of 854x480) and 256x256 random crops. Adam at 1e-3, 3e-4 from step 5000, 1e-4
+    # from 7000 (ours: the paper's 1e-5/1e-6 are for a COCO-pretrained VGG16), batch 8, 8000
+    # steps; batch-norm statistics re-estimated over 50 batches at the end.
+    "davis16_lite": TrainConfig(
+        name="davis16_lite", source="davis", batch_size=8, steps=8000,
+        lr_boundaries=(5000, 7000), lr_values=(1e-3, 3e-4, 1e-4),
+        image_sizes=((256, 455), (320, 569), (384, 683)), crop_size=(256, 256),
+        randomize_guide=True, imagenet_init=True,
+        model=ModelConfig(backbone="lite", width_multiplier=0.25),
+        bn_recalibration_batches=50, checkpoint_every=1000, keep_checkpoints=10),
 }

@@ -15,6 +15,7 @@ from PIL import Image
 
 from conftest import REPO
 from lite_weights import randomize
+from osmn.cli import SHIPPED_MODEL
 from osmn.config import RECIPES, ConfigError, ModelConfig
 from osmn.errors import UserError
 from osmn.evaluation import jaccard
@@ -25,7 +26,7 @@ from tool_output import error_lines
 
 SAMPLE = REPO / "data" / "davis_sample"
 SEQUENCE = "car-shadow"
-LITE_DEMO = REPO / "data" / "sample_model_lite.keras"
+SHIPPED = REPO / SHIPPED_MODEL
 FRAMES = 6
 WORK_SIZE = (214, 120)  # W, H: a quarter of 854x480, padded to 224x128 inside the lite model.
 # bf16 vs f32 masks of the random lite model below, frames 1-5 at 214x120: the lowest IoU
@@ -124,12 +125,12 @@ def test_eval_scores_lite_results(lite_results, tmp_path):
 
 
 @pytest.mark.slow  # two precisions at 854x480 with tracing: ~40 s on 2 busy cores
-@pytest.mark.skipif(not LITE_DEMO.exists(), reason="the lite demo model is not built yet")
-def test_lite_demo_model_follows_the_car(infer, short_video, tmp_path):
-    """The shipped lite demo model, trained on this very video (memorisation, not accuracy)."""
-    assert load_osmn(LITE_DEMO).config_.backbone == "lite"
-    infer.run(str(short_video), str(GT), str(LITE_DEMO), str(tmp_path / "f32"))
-    infer.run(str(short_video), str(GT), str(LITE_DEMO), str(tmp_path / "bf16"),
+def test_shipped_lite_model_follows_the_car_in_both_precisions(infer, short_video, tmp_path):
+    """The shipped lite model (never trained on car-shadow) at its working size, float32 and
+    bfloat16."""
+    assert load_osmn(SHIPPED).config_.backbone == "lite"
+    infer.run(str(short_video), str(GT), str(SHIPPED), str(tmp_path / "f32"))
+    infer.run(str(short_video), str(GT), str(SHIPPED), str(tmp_path / "bf16"),
               precision="bfloat16")
     for i in range(1, FRAMES):
         truth = read_mask(SAMPLE / "Annotations/480p" / SEQUENCE / f"{i:05d}.png")[0] > 0
@@ -186,19 +187,6 @@ def test_train_tool_backbone_lite_two_steps(tmp_path):
     assert model.gamma_size == 120  # 8 + 16 + 32 + 64 channels at width 1/16
 
 
-def test_sample_lite_recipe_is_the_lite_demo():
-    recipe = RECIPES["sample_lite"]
-    assert recipe.model.backbone == "lite" and not recipe.he_init and not recipe.imagenet_init
-    flags = dict(line.lstrip("-").split("=", 1) for line in
-                 (REPO / "data/sample_lite.flags").read_text().splitlines()
-                 if line.startswith("--") and "=" in line)
-    assert flags["recipe"] == "sample_lite" and flags["backbone"] == "lite"
-    assert float(flags["width_multiplier"]) == recipe.model.width_multiplier
-    assert int(flags["steps"]) == recipe.steps
-    assert int(flags["bn_recalibration_batches"]) == recipe.bn_recalibration_batches > 0
-    assert "he_init" not in flags
-
-
 @pytest.mark.parametrize("args, message", [
     (["--recipe=sample", "--backbone=lite", "--he_init"],
      "error: he_init applies to the vgg16 backbone only"),
@@ -209,8 +197,9 @@ def test_sample_lite_recipe_is_the_lite_demo():
     (["--recipe=sample_lite", "--imagenet_init", "--width_multiplier=1.0",
       "--imagenet_weights=/nonexistent/mobilenet_1_0_224_tf.h5"],
      "error: /nonexistent/mobilenet_1_0_224_tf.h5: MobileNet weights file not found"),
-    (["--recipe=sample_lite", "--imagenet_init"],
-     "error: ImageNet MobileNet weights need backbone lite and width_multiplier 1.0"),
+    (["--recipe=sample_lite", "--imagenet_init", "--width_multiplier=0.125"],
+     "error: ImageNet MobileNet weights exist for width_multiplier 0.25, 0.5, 0.75, 1.0; the "
+     "model has 0.125"),
 ])
 def test_train_tool_lite_misuse_is_one_line(tmp_path, args, message):
     # absl keeps a repeated flag's last value: args override TRAIN_ARGS.
@@ -253,9 +242,12 @@ def test_imagenet_init_of_lite_uses_the_mobilenet_weights_and_fails_offline(monk
                                             model=ModelConfig(backbone="lite"))
     with pytest.raises(UserError) as error:
         initialise(OSMN(recipe.model), recipe, imagenet_weights=None, log=lambda line: None)
-    assert str(error.value).startswith("cannot download the Keras ImageNet MobileNet weights")
+    assert str(error.value).startswith("cannot download the Keras ImageNet MobileNet (width "
+                                       "1.0) weights")
+    assert str(error.value).endswith("pass the local file mobilenet_1_0_224_tf_no_top.h5")
     assert "\n" not in str(error.value)
-    assert asked == [{"alpha": 1.0, "input_shape": (224, 224, 3), "weights": "imagenet"}]
+    assert asked == [{"alpha": 1.0, "input_shape": (224, 224, 3), "include_top": False,
+                      "weights": "imagenet"}]
 
 
 # --- benchmarks/benchmark.py: the portable section ------------------------------------------

@@ -32,7 +32,8 @@ flags.DEFINE_string("output", None, "Output folder; masks go to OUTPUT/<sequence
 flags.DEFINE_string("sequence", None, "Sequence name. Default: the video folder's/file's name.")
 flags.DEFINE_bool("overlay", False, "Also write overlays and an animated GIF (and an mp4 when "
                   "imageio-ffmpeg is installed) under OUTPUT/overlays/.")
-flags.DEFINE_list("im_size", None, "Working size W,H (e.g. 854,480); default: each frame's size.")
+flags.DEFINE_list("im_size", None, "Working size W,H (e.g. 854,480); default: the model's own "
+                  "working size (the size it was validated at), else each frame's size.")
 flags.DEFINE_bool("keep_last_guide", False, "An empty prediction keeps the object's last "
                   "non-empty mask as spatial guide (the original gives an all-zero guide).")
 flags.DEFINE_integer("finetune_steps", 0, "Online fine-tuning steps per object on frame 0 "
@@ -87,7 +88,10 @@ def run(video, mask, checkpoint, output, sequence=None, overlay=False, im_size=N
         from osmn.inference.crf import DenseCrf  # noqa: PLC0415
         postprocess = DenseCrf()
     from osmn.model.fast_inference import inference_model  # noqa: PLC0415
-    model = inference_model(_load_model(checkpoint), precision)
+    loaded = _load_model(checkpoint)
+    # The model's own working size (the size it was validated at) unless --im_size is given.
+    work_size = im_size or loaded.config_.working_size
+    model = inference_model(loaded, precision)
 
     output = pathlib.Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -101,7 +105,7 @@ def run(video, mask, checkpoint, output, sequence=None, overlay=False, im_size=N
             finetune_bar = keras.utils.Progbar(finetune_steps * len(ids), unit_name="step")
             print(f"Fine-tuning {len(ids)} object(s) for {finetune_steps} steps each:")
         segmenter = VideoSegmenter(
-            model, keep_last_guide=keep_last_guide, work_size=im_size, postprocess=postprocess,
+            model, keep_last_guide=keep_last_guide, work_size=work_size, postprocess=postprocess,
             finetune_steps=finetune_steps,
             on_finetune_step=(lambda step, loss: finetune_bar.add(1, [("loss", loss)]))
             if finetune_bar else None)
@@ -133,6 +137,8 @@ def run(video, mask, checkpoint, output, sequence=None, overlay=False, im_size=N
         parts.append(f"segmentation {times[0]:.2f} s for 1 frame (with tracing)")
     if finetune_steps:
         parts.append(f"fine-tuning {segmenter.finetune_seconds:.1f} s")
+    if work_size is not None:
+        parts.append(f"working size {work_size[0]}x{work_size[1]}")
     parts.append(f"total {total:.1f} s -> {output / sequence}")
     if overlay and not writer.mp4_written:
         parts.append("(no mp4: pip install imageio imageio-ffmpeg)")

@@ -53,6 +53,9 @@ flags.DEFINE_list("lr_boundaries", None, "Steps where the learning rate changes,
                   "comma-separated (empty for a constant rate).")
 flags.DEFINE_list("image_sizes", None, "Training sizes HxW, comma-separated (one drawn per "
                   "batch), e.g. 240x427,384x683,480x854.")
+flags.DEFINE_string("crop_size", None, "Video sources: cut a random HxW window out of each "
+                    "training frame after resizing it to one of --image_sizes (ours; default: "
+                    "the whole frame, as the original).")
 flags.DEFINE_integer("seed", None, "Seed of the initialisation, data order and augmentation.")
 
 flags.DEFINE_string("backbone", None, f"Backbone of both networks: {' | '.join(BACKBONES)} "
@@ -100,13 +103,13 @@ flags.DEFINE_string("strategy", "auto", "auto (several GPUs: mirrored; else one 
 flags.DEFINE_bool("progress", True, "Show a progress bar.")
 
 
-def _parse_sizes(values):
+def _parse_sizes(values, flag="image_sizes"):
     sizes = []
     for value in values:
         try:
             height, width = (int(v) for v in value.lower().split("x"))
         except ValueError:
-            raise UserError(f"--image_sizes: expected HxW, got {value!r}") from None
+            raise UserError(f"--{flag}: expected HxW, got {value!r}") from None
         sizes.append((height, width))
     return tuple(sizes)
 
@@ -159,6 +162,8 @@ def config_from_flags() -> TrainConfig:
         changes["lr_boundaries"] = _parse_numbers("lr_boundaries", FLAGS.lr_boundaries, int)
     if FLAGS.image_sizes is not None:
         changes["image_sizes"] = _parse_sizes(FLAGS.image_sizes)
+    if FLAGS.crop_size is not None:
+        changes["crop_size"] = _parse_sizes([FLAGS.crop_size], "crop_size")[0]
     model = {}
     if FLAGS.backbone is not None and FLAGS.backbone not in BACKBONES:
         raise UserError(f"--backbone={FLAGS.backbone}: unknown, expected one of "

@@ -27,6 +27,27 @@ def split_seed(seed: tf.Tensor, n: int) -> tf.Tensor:
     return tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), n)
 
 
+def random_crop(seed: tf.Tensor, size, *tensors):
+    """Cut the same window, at a random (seeded) place, out of images of one size.
+
+    Args:
+        seed: [2] stateless seed.
+        size: (crop_height, crop_width), ints or int32 scalars, at most the images' size.
+        *tensors: [H, W, C] tensors of one H, W.
+
+    Returns:
+        tuple of [crop_height, crop_width, C] tensors, in the order given.
+    """
+    shape = tf.shape(tensors[0])
+    crop_h, crop_w = tf.cast(size[0], tf.int32), tf.cast(size[1], tf.int32)
+    tf.debugging.assert_less_equal(tf.stack([crop_h, crop_w]), shape[:2],
+                                   message="crop larger than the image")
+    seeds = split_seed(seed, 2)
+    top = tf.random.stateless_uniform([], seeds[0], 0, shape[0] - crop_h + 1, tf.int32)
+    left = tf.random.stateless_uniform([], seeds[1], 0, shape[1] - crop_w + 1, tf.int32)
+    return tuple(t[top:top + crop_h, left:left + crop_w] for t in tensors)
+
+
 def rotate_nearest(images: tf.Tensor, degrees: tf.Tensor) -> tf.Tensor:
     """Rotate [H, W, C] float32 about its centre, nearest neighbour, 0 outside (black border).
 

@@ -19,7 +19,18 @@ RESOLUTION = "480p"
 
 
 def split_sequences(root: str, split: str, report: DataReport) -> List[str]:
-    """Sequence names of a split, from the 2017 or 2016 split file, else every sequence."""
+    """Sequence names of a split: a split file of ours (`split` is the path of a text file, one
+    sequence per line, e.g. `data/davis16_splits/train.txt`), else the DAVIS 2017 or 2016 split
+    file of that name under `root`, else every sequence."""
+    if split.endswith(".txt"):
+        if not os.path.isfile(split):
+            raise UserError(f"{split}: split file not found")
+        with open(split) as f:
+            names = [line.strip() for line in f if line.strip() and not line.startswith("#")]
+        if not names:
+            raise UserError(f"{split}: split file lists no sequence")
+        report.note(f"split from {split}: {len(names)} sequences")
+        return names
     path17 = os.path.join(root, "ImageSets", "2017", f"{split}.txt")
     path16 = os.path.join(root, "ImageSets", RESOLUTION, f"{split}.txt")
     if os.path.isfile(path17):

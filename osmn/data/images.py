@@ -81,7 +81,7 @@ def read_mask(path):
             if mask.format != "PNG":
                 return Problem("mask is not a PNG", str(mask.format))
             mode = mask.mode
-            if mode == "1":
+            if mode in ("1", "LA"):  # 1-bit, or grey with an alpha channel: the grey values
                 mask = mask.convert("L")
                 mode = "L"
             if mode not in ("P", "L"):

@@ -100,9 +100,10 @@ def sample_stream(source, train_config: TrainConfig, start_batch: int = 0,
         pick = tf.random.stateless_uniform([], _fold(_seed(seed, _SIZE), b), 0,
                                            tf.shape(sizes)[0], tf.int32)
         sample_seed = _fold(_fold(_seed(seed, _SAMPLE), epoch), position)
+        extra = {} if train_config.crop_size is None else {"crop": train_config.crop_size}
         inputs, label, void = source.make_sample(
             sample, sample_seed, sizes[pick, 0], sizes[pick, 1],
-            perturb_guide=train_config.perturb_spatial_guide)
+            perturb_guide=train_config.perturb_spatial_guide, **extra)
         return b, inputs, label, void
 
     return index.map(make, num_parallel_calls=num_parallel_calls, deterministic=True)

@@ -101,6 +101,9 @@ def _progress(iterable, total, enabled):
             bar.update(i + 1)
 
 
+_CROP_TAG = 7  # fold-in tag of the crop window's seed (any constant not used for another draw)
+
+
 class VideoSource:
     """Sample table of annotated videos and the TF op that builds one training sample.
 
@@ -232,7 +235,7 @@ class VideoSource:
         return colours, decode.colour_mask(colours, self._palettes[seq, obj])
 
     def make_sample(self, index: tf.Tensor, seed: tf.Tensor, height, width,
-                    perturb_guide: bool = True):
+                    perturb_guide: bool = True, crop=None):
         """One training sample as TF ops.
 
         Args:
@@ -241,11 +244,17 @@ class VideoSource:
             height, width: int32 scalars, the batch's working size.
             perturb_guide: bool. Perturb the spatial guide (training augmentation; the
                 original always does, `TrainConfig.perturb_spatial_guide`).
+            crop: optional (crop_height, crop_width), at most (height, width). The frame, its
+                label and the previous frame's mask are resized to (height, width), then one
+                window of this size at a random (seeded) place is cut from all three, and the
+                spatial guide is computed from the cut mask (`TrainConfig.crop_size`). Defaults
+                to None: the whole frame (the original).
 
         Returns:
             inputs: {"image": [h, w, 3] float32 BGR minus mean, "visual_guide": [224, 224, 3]
                 float32, "spatial_guide": [h, w, 1] float32}; label: [h, w, 1] float32 in {0, 1};
-            void: [h, w, 1] float32, 1 on void (255) pixels (their label is 0).
+            void: [h, w, 1] float32, 1 on void (255) pixels (their label is 0). [h, w] is
+            `crop` when given, else (height, width).
         """
         t, prev, seq, obj, obj_row = tf.unstack(self._samples[index])
         seeds = augment.split_seed(seed, 3)
@@ -261,8 +270,13 @@ class VideoSource:
         image = to_model_input(resize_image(image, height, width))
         label = resize_mask(label, height, width)
         void = resize_mask(void, height, width)
-        spatial = spatial_guide(resize_mask(prev_mask, height, width),
-                                perturb=perturb_guide, seed=seeds[2])
+        prev_mask = resize_mask(prev_mask, height, width)
+        if crop is not None:
+            # Its own seed, folded from the sample's, so that samples without a crop keep theirs.
+            image, label, void, prev_mask = augment.random_crop(
+                tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), _CROP_TAG),
+                crop, image, label, void, prev_mask)
+        spatial = spatial_guide(prev_mask, perturb=perturb_guide, seed=seeds[2])
         inputs = {"image": image, "visual_guide": visual, "spatial_guide": spatial}
         return inputs, label, void
 
