@@ -308,7 +308,7 @@ class TrainConfig:
         image_sizes: tuple of (height, width). Training sizes, one drawn per batch.
         randomize_guide: bool. Visual guide from a random frame of the same object (DAVIS).
         imagenet_init: bool. Initialise both backbones from ImageNet (stage 1): VGG16, or
-            MobileNet v1 (width 1.0 only) for the lite backbone.
+            MobileNet v1 of the model's width for the lite backbone.
         init_checkpoint: optional str. Weights to start from (stage 2 starts from stage 1).
         he_init: bool. For runs from scratch (no ImageNet, no init checkpoint): draw the VGG16
             conv and fc6/fc7 kernels of both networks from He-normal instead of N(0, 0.001).
@@ -458,12 +458,12 @@ RECIPES = {
     # ImageNet MobileNet v1 of that width, trained on 25 of the 30 DAVIS 2016 training
     # sequences with the paper's video training (visual guide from a random frame of the
     # object, spatial guide from the previous frame's mask, perturbed), plus random scales
-    # (0.53-0.8 of 854x480) and 256x256 random crops. Adam at 1e-3, 3e-4 from step 5000, 1e-4
-    # from 7000 (ours: the paper's 1e-5/1e-6 are for a COCO-pretrained VGG16), batch 8, 8000
+    # (0.53-0.8 of 854x480) and 256x256 random crops. Adam at 1e-3, 3e-4 from step 4500, 1e-4
+    # from 6000 (ours: the paper's 1e-5/1e-6 are for a COCO-pretrained VGG16), batch 8, 7000
     # steps; batch-norm statistics re-estimated over 50 batches at the end.
     "davis16_lite": TrainConfig(
-        name="davis16_lite", source="davis", batch_size=8, steps=8000,
-        lr_boundaries=(5000, 7000), lr_values=(1e-3, 3e-4, 1e-4),
+        name="davis16_lite", source="davis", batch_size=8, steps=7000,
+        lr_boundaries=(4500, 6000), lr_values=(1e-3, 3e-4, 1e-4),
         image_sizes=((256, 455), (320, 569), (384, 683)), crop_size=(256, 256),
         randomize_guide=True, imagenet_init=True,
         model=ModelConfig(backbone="lite", width_multiplier=0.25),

@@ -1,7 +1,7 @@
-"""Train OSMN: the paper's two stages (COCO, then DAVIS 2017) or the CPU demo on the sample data.
+"""Train OSMN: the shipped model's recipe (DAVIS 2016, CPU) or the paper's two stages (COCO, then
+DAVIS 2017, GPU).
 
-    python tools/train.py --flagfile=data/sample.flags           # CPU demo, a few minutes
-    python tools/train.py --flagfile=data/sample_lite.flags      # the same with the lite model
+    python tools/train.py --flagfile=data/davis16_lite.flags     # the shipped model, CPU
     python tools/train.py --flagfile=data/coco.flags --data_dir=/data/coco --train_dir=runs/s1
     python tools/train.py --flagfile=data/davis.flags --data_dir=/data/DAVIS
         --init_checkpoint=runs/s1 --train_dir=runs/s2      (one command line)
@@ -77,10 +77,11 @@ flags.DEFINE_bool("randomize_guide", None, "Video sources: visual guide from a r
                   "the same object instead of the first; stage 2 sets it.")
 
 flags.DEFINE_bool("imagenet_init", None, "Initialise both backbones from ImageNet (stage 1): "
-                  "VGG16, or MobileNet v1 (width 1.0) for lite.")
+                  "VGG16, or MobileNet v1 of the model's width for lite.")
 flags.DEFINE_string("imagenet_weights", None, "ImageNet weights. vgg16: a Keras VGG16 .h5 file "
-                    "or a TF-slim vgg_16 checkpoint prefix; lite: Keras' "
-                    "mobilenet_1_0_224_tf.h5; unset = Keras' download (needs internet).")
+                    "or a TF-slim vgg_16 checkpoint prefix; lite: Keras' MobileNet v1 file of "
+                    "the model's width (e.g. mobilenet_2_5_224_tf_no_top.h5 for 0.25); unset = "
+                    "Keras' download (needs internet).")
 flags.DEFINE_bool("he_init", None, "vgg16 only, from scratch only: He-normal VGG16 kernels "
                   "instead of N(0, 0.001) (ours, for the CPU demo; the paper starts from "
                   "ImageNet). An error with lite, whose batch-normalised convs train from "
