@@ -40,7 +40,6 @@ MEAN_BGR: Tuple[float, float, float] = (104.0, 117.0, 123.0)
 HE_INIT_INPUT_STD = 58.0
 # Test-time working sizes (width, height) used by the original per data set.
 DAVIS_IM_SIZE: Tuple[int, int] = (854, 480)
-YOUTUBE_OBJECTS_IM_SIZE: Tuple[int, int] = (640, 360)
 YOUTUBE_VOS_IM_SIZE: Tuple[int, int] = (448, 256)
 
 # ---------------------------------------------------------------------------------------------
@@ -164,7 +163,6 @@ ADAM_EPSILON: float = 1e-8
 # Online fine-tuning on the first frame (authors' README, Table 3 "+ online fine-tuning"): per
 # object, 100 iterations, batch 1, lr 1e-5, frame 0 as visual guide, spatial guide and target.
 FINETUNE_STEPS: int = 100
-FINETUNE_BATCH_SIZE: int = 1
 FINETUNE_LEARNING_RATE: float = 1e-5
 
 
