@@ -13,6 +13,7 @@ videos failed (OUT/failed.csv), 2 bad flags or manifest. See docs/batch.md.
 
 from __future__ import annotations
 
+import logging
 import os
 import pathlib
 import sys
@@ -91,7 +92,11 @@ def run(manifest, output, checkpoint=None, im_size=None, precision="float32",
     settings = SegmentSettings(checkpoint=checkpoint, precision=precision, work_size=im_size,
                                keep_last_guide=keep_last_guide)
     started = time.perf_counter()
-    options = PipelineOptions(list(beam_args))
+    beam_args = list(beam_args)
+    if not any(a.startswith("--default_sdk_harness_log_level") for a in beam_args):
+        beam_args.append("--default_sdk_harness_log_level=WARNING")  # workers: no INFO chatter
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)
+    options = PipelineOptions(beam_args)
     with beam.Pipeline(options=options) as pipeline:
         build_pipeline(pipeline, tasks, output, settings, force=force)
     seconds = time.perf_counter() - started

@@ -10,7 +10,8 @@ which registers the custom layers), and its SavedModel path imports `tensorflow_
 masks of frame t-1 and the gammas of frame 0. So the element is a whole video and one DoFn runs
 the library's per-video `VideoSegmenter` over its frames in order. The model is loaded once per
 worker process (`apache_beam.utils.shared.Shared`, shared by the DoFn instances of the process's
-threads) and each DoFn instance keeps one segmenter, whose per-frame function is traced once.
+threads; on the first video that needs it) and each DoFn instance keeps one segmenter, whose
+per-frame function is traced once.
 `Reshuffle` breaks the fusion with `Create`, so the videos are spread over the workers.
 """
 
@@ -72,13 +73,21 @@ class SegmentVideosFn(beam.DoFn):
         self._seconds = beam.metrics.Metrics.distribution(METRICS_NAMESPACE, "video_ms")
 
     def setup(self):
-        settings = self.settings
-
-        def load():
-            return _Holder(load_model(settings))
-
-        self._model = self._shared.acquire(load, tag=repr(settings)).model
+        self._holder = None
         self._segmenter = None
+
+    def _get_segmenter(self):
+        """The model is loaded on the first video to segment, so a re-run that only skips
+        complete videos never imports TensorFlow on the workers."""
+        if self._segmenter is None:
+            settings = self.settings
+
+            def load():
+                return _Holder(load_model(settings))
+
+            self._holder = self._shared.acquire(load, tag=repr(settings))
+            self._segmenter = make_segmenter(self._holder.model, settings)
+        return self._segmenter
 
     def process(self, task: VideoTask):
         try:
@@ -89,9 +98,7 @@ class SegmentVideosFn(beam.DoFn):
                 yield {**done, "sequence": task.sequence, "video": task.video,
                        "status": "skipped"}
                 return
-            if self._segmenter is None:
-                self._segmenter = make_segmenter(self._model, self.settings)
-            row = segment_video(task, self.output, self._segmenter)
+            row = segment_video(task, self.output, self._get_segmenter())
         except Exception as error:  # noqa: BLE001 (dead letter: one video must not stop others)
             self._failures.inc()
             reason = one_line(error)
