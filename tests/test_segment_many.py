@@ -121,3 +121,28 @@ def test_beam_batch_equals_infer_dead_letters_a_broken_video_and_reruns_idempote
     assert {r["sequence"]: r["status"] for r in _rows(out / "results.csv")} == {
         "broken": "failed", "car-a": "skipped", "car-b": "skipped"}
     assert len(_rows(out / "failed.csv")) == 1
+
+
+def test_publish_is_all_or_nothing_and_completion_needs_every_mask(tmp_path):
+    from osmn.batch import store
+    local = tmp_path / "local"
+    local.mkdir()
+    for name in ("00000.png", "00001.png"):
+        (local / name).write_bytes(name.encode())
+    out = str(tmp_path / "out")
+    (tmp_path / "out" / "seq").mkdir(parents=True)  # an incomplete earlier result: replaced
+    (tmp_path / "out" / "seq" / "old.png").write_bytes(b"old")
+    assert store.completed(out, "seq") is None
+    store.publish(str(local), out, "seq", {"frames": 2, "status": "done"})
+    assert sorted(os.listdir(tmp_path / "out" / "seq")) == ["00000.png", "00001.png"]
+    assert store.completed(out, "seq") == {"frames": 2, "status": "done"}
+    assert [p for p in os.listdir(tmp_path / "out") if p.startswith(".osmn-staging.")] == []
+    (tmp_path / "out" / "seq" / "00001.png").unlink()  # a mask lost since: not complete
+    assert store.completed(out, "seq") is None
+
+    # A publish that fails half-way leaves no staging folder and the old result as it was.
+    (local / "00002.png").mkdir()  # unreadable as a file
+    with pytest.raises(OSError):
+        store.publish(str(local), out, "seq", {"frames": 3})
+    assert [p for p in os.listdir(tmp_path / "out") if p.startswith(".osmn-staging.")] == []
+    assert sorted(os.listdir(tmp_path / "out" / "seq")) == ["00000.png"]

@@ -13,6 +13,7 @@ videos failed (OUT/failed.csv), 2 bad flags or manifest. See docs/batch.md.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import pathlib
@@ -79,7 +80,13 @@ def run(manifest, output, checkpoint=None, im_size=None, precision="float32",
     from osmn.batch.pipeline import FAILED_NAME, RESULTS_NAME, build_pipeline  # noqa: PLC0415
     from osmn.batch.video_job import SegmentSettings  # noqa: PLC0415
 
-    tasks = read_manifest(manifest)
+    # Relative local paths are relative to the current folder, as for tools/infer.py; workers
+    # may run elsewhere, so they get absolute ones.
+    def absolute(path):
+        return os.path.abspath(path) if store.FileSystems.get_scheme(path) is None else path
+
+    tasks = [dataclasses.replace(t, video=absolute(t.video), mask=absolute(t.mask))
+             for t in read_manifest(manifest)]
     if checkpoint is None:
         checkpoint = str(model_path_or_shipped(None))
     elif store.is_local(checkpoint):

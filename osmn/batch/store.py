@@ -23,7 +23,7 @@ import posixpath
 import shutil
 import tempfile
 import uuid
-from typing import Dict, Iterable, Optional
+from typing import Dict, Optional
 
 from apache_beam.io.filesystems import FileSystems
 
@@ -193,7 +193,3 @@ def count_rows(path: str) -> int:
 def ensure_folder(path: str) -> None:
     if is_local(path):
         os.makedirs(path, exist_ok=True)
-
-
-def existing(paths: Iterable[str]) -> list:
-    return [p for p in paths if FileSystems.exists(p)]
