@@ -87,7 +87,9 @@ def test_beam_batch_equals_infer_dead_letters_a_broken_video_and_reruns_idempote
                *SETTINGS, *BEAM)
     first = run_tool("segment_many", *command)
     assert first.returncode == 1, first.stderr[-3000:]  # documented: 1 = some videos failed
-    assert "3 videos: 2 segmented, 0 already complete (skipped), 1 failed" in first.stdout
+    # "10 frames": the Beam counter osmn/frames, summed over the two worker processes.
+    assert "3 videos: 2 segmented (10 frames), 0 already complete (skipped), 1 failed" \
+        in first.stdout
 
     expected = sorted(p.name for p in (tmp_path / "ref" / "car").iterdir())
     assert expected == [f"{i:05d}.png" for i in range(5)]
@@ -115,7 +117,8 @@ def test_beam_batch_equals_infer_dead_letters_a_broken_video_and_reruns_idempote
     (stale / "00000.png").write_bytes(b"half")
     second = run_tool("segment_many", *command)
     assert second.returncode == 1, second.stderr[-3000:]
-    assert "3 videos: 0 segmented, 2 already complete (skipped), 1 failed" in second.stdout
+    assert "3 videos: 0 segmented (0 frames), 2 already complete (skipped), 1 failed" \
+        in second.stdout
     assert {p: p.stat().st_mtime_ns for p in out.glob("car-*/*.png")} == stamps
     assert not stale.exists()
     assert {r["sequence"]: r["status"] for r in _rows(out / "results.csv")} == {

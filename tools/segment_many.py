@@ -104,17 +104,34 @@ def run(manifest, output, checkpoint=None, im_size=None, precision="float32",
         beam_args.append("--default_sdk_harness_log_level=WARNING")  # workers: no INFO chatter
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
     options = PipelineOptions(beam_args)
-    with beam.Pipeline(options=options) as pipeline:
-        build_pipeline(pipeline, tasks, output, settings, force=force)
+    pipeline = beam.Pipeline(options=options)
+    build_pipeline(pipeline, tasks, output, settings, force=force)
+    result = pipeline.run()
+    result.wait_until_finish()
     seconds = time.perf_counter() - started
     failed = store.count_rows(store.join(output, FAILED_NAME))
     counts = _status_counts(store.join(output, RESULTS_NAME))
-    line = (f"{len(tasks)} videos: {counts.get('done', 0)} segmented, "
+    frames = _counter(result, "frames")
+    line = (f"{len(tasks)} videos: {counts.get('done', 0)} segmented"
+            f"{'' if frames is None else f' ({frames} frames)'}, "
             f"{counts.get('skipped', 0)} already complete (skipped), {failed} failed; "
             f"{seconds:.1f} s -> {output}")
     if failed:
         line += f" (reasons: {store.join(output, FAILED_NAME)})"
     return (1 if failed else 0), line
+
+
+def _counter(result, name):
+    """The committed value of the pipeline's counter `osmn/<name>`, or None if the runner
+    does not report it."""
+    from apache_beam.metrics.metric import MetricsFilter  # noqa: PLC0415
+    from osmn.batch.pipeline import METRICS_NAMESPACE  # noqa: PLC0415
+    try:
+        counters = result.metrics().query(
+            MetricsFilter().with_namespace(METRICS_NAMESPACE).with_name(name))["counters"]
+    except Exception:  # noqa: BLE001 (some runners do not report metrics)
+        return None
+    return sum(c.committed or 0 for c in counters) if counters else 0
 
 
 def _status_counts(path):
