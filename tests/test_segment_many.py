@@ -149,3 +149,27 @@ def test_publish_is_all_or_nothing_and_completion_needs_every_mask(tmp_path):
         store.publish(str(local), out, "seq", {"frames": 3})
     assert [p for p in os.listdir(tmp_path / "out") if p.startswith(".osmn-staging.")] == []
     assert sorted(os.listdir(tmp_path / "out" / "seq")) == ["00000.png"]
+
+
+def test_a_rerun_with_other_settings_segments_again(tmp_path, monkeypatch):
+    """A complete video is skipped only when its marker holds the run's settings."""
+    from osmn.batch import pipeline, store
+    from osmn.batch.manifest import VideoTask
+    from osmn.batch.video_job import SegmentSettings, settings_record
+    out = str(tmp_path / "out")
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / "00000.png").write_bytes(b"png")
+    small = SegmentSettings(checkpoint="/m.keras", work_size=(214, 120))
+    store.publish(str(local), out, "seq", {"frames": 1, "settings": settings_record(small)})
+    calls = []
+    monkeypatch.setattr(pipeline, "segment_video", lambda task, output, segmenter, settings: (
+        calls.append(settings) or {"sequence": task.sequence, "frames": 1, "seconds": 0.1}))
+    task = VideoTask("/v", "/m.png", "seq")
+    for settings, expected in ((small, "skipped"), (SegmentSettings("/m.keras"), None)):
+        fn = pipeline.SegmentVideosFn(out, settings)
+        fn.setup()
+        monkeypatch.setattr(fn, "_get_segmenter", lambda: None)
+        rows = list(fn.process(task))
+        assert len(rows) == 1 and rows[0].get("status") == expected
+    assert calls == [SegmentSettings("/m.keras")]

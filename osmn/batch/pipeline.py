@@ -26,7 +26,8 @@ from apache_beam.utils import shared
 
 from osmn.batch import store
 from osmn.batch.manifest import VideoTask
-from osmn.batch.video_job import SegmentSettings, load_model, make_segmenter, segment_video
+from osmn.batch.video_job import (SegmentSettings, load_model, make_segmenter, segment_video,
+                                  settings_record)
 
 RESULTS_NAME = "results.csv"
 FAILED_NAME = "failed.csv"
@@ -93,12 +94,12 @@ class SegmentVideosFn(beam.DoFn):
         try:
             store.remove_stale_staging(self.output, task.sequence)
             done = None if self.force else store.completed(self.output, task.sequence)
-            if done is not None:
+            if done is not None and done.get("settings") == settings_record(self.settings):
                 self._skipped.inc()
                 yield {**done, "sequence": task.sequence, "video": task.video,
                        "status": "skipped"}
                 return
-            row = segment_video(task, self.output, self._get_segmenter())
+            row = segment_video(task, self.output, self._get_segmenter(), self.settings)
         except Exception as error:  # noqa: BLE001 (dead letter: one video must not stop others)
             self._failures.inc()
             reason = one_line(error)

@@ -9,6 +9,7 @@ scratch folder first, then OUT/<sequence>/ through Beam's `FileSystems` (`osmn.b
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from typing import Dict, Optional, Tuple
 
@@ -54,7 +55,13 @@ def make_segmenter(model, settings: SegmentSettings):
                           work_size=settings.work_size)
 
 
-def segment_video(task: VideoTask, output: str, segmenter) -> Dict:
+def settings_record(settings: SegmentSettings) -> Dict:
+    """`settings` as the JSON the completion marker stores (what a re-run compares)."""
+    return json.loads(json.dumps(dataclasses.asdict(settings)))
+
+
+def segment_video(task: VideoTask, output: str, segmenter,
+                  settings: Optional[SegmentSettings] = None) -> Dict:
     """Segment one video into OUT/<sequence>/ and return its results row.
 
     Args:
@@ -62,6 +69,7 @@ def segment_video(task: VideoTask, output: str, segmenter) -> Dict:
         output: the output folder (local path or URI).
         segmenter: from `make_segmenter`; `start` resets it for this video, so one segmenter
             (and its traced per-frame function) serves every video of a worker.
+        settings: what `segmenter` was made with, stored in the completion marker.
 
     Returns:
         {"sequence", "video", "status": "done", "frames", "objects", "seconds", "cpu_seconds"}.
@@ -90,7 +98,8 @@ def segment_video(task: VideoTask, output: str, segmenter) -> Dict:
                   "frames": len(source), "objects": len(opened.ids),
                   "seconds": round(time.perf_counter() - started, 3),
                   "cpu_seconds": round(time.process_time() - cpu_started, 3)}
-        store.publish(f"{results}/{task.sequence}", output, task.sequence, record)
+        marker = dict(record, settings=None if settings is None else settings_record(settings))
+        store.publish(f"{results}/{task.sequence}", output, task.sequence, marker)
         return record
     finally:
         store.remove_tree(work_dir)
