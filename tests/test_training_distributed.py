@@ -98,7 +98,7 @@ def _start(kind, run_dir, steps, out, tf_config=None):
                             text=True, env=env, cwd=REPO)
 
 
-def _finish(processes, timeout=300):
+def _finish(processes, timeout=480):
     """Wait for every process (killing all of them at the deadline); their JSON lines."""
     deadline = time.monotonic() + timeout
     results = []
