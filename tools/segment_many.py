@@ -34,7 +34,8 @@ flags.DEFINE_string("output", None, "Output folder (local or gs://...): OUTPUT/<
                     "results.csv, failed.csv.")
 flags.DEFINE_string("checkpoint", None, f"OSMN model (.keras, local or URI). Default: "
                     f"{SHIPPED_MODEL} (local runners only).")
-flags.DEFINE_list("im_size", None, "Working size W,H (e.g. 854,480); default: each frame's size.")
+flags.DEFINE_list("im_size", None, "Working size W,H (e.g. 854,480); default: the model's own "
+                  "working size if its config has one, else each frame's size (as infer.py).")
 flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"], "Compute precision, as "
                   "tools/infer.py --precision.")
 flags.DEFINE_bool("keep_last_guide", False, "As tools/infer.py --keep_last_guide.")

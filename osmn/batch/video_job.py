@@ -49,10 +49,15 @@ def load_model(settings: SegmentSettings):
 
 
 def make_segmenter(model, settings: SegmentSettings):
-    """The per-video inference object: the one place a batch run constructs it."""
+    """The per-video inference object: the one place a batch run constructs it.
+
+    Without `settings.work_size`, a model whose config names its own working size
+    (`working_size`, where the model config has it) is segmented at that size, as
+    `tools/infer.py` does; else each frame at its own size.
+    """
     from osmn.inference import VideoSegmenter  # noqa: PLC0415
-    return VideoSegmenter(model, keep_last_guide=settings.keep_last_guide,
-                          work_size=settings.work_size)
+    work_size = settings.work_size or getattr(model.config_, "working_size", None)
+    return VideoSegmenter(model, keep_last_guide=settings.keep_last_guide, work_size=work_size)
 
 
 def settings_record(settings: SegmentSettings) -> Dict:
