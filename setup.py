@@ -17,7 +17,9 @@ setup(
     description="Efficient Video Object Segmentation via Network Modulation (OSMN) in TF2/Keras 3",
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
-    packages=find_packages(include=["osmn", "osmn.*"]),
+    # `osmn_tools` is the tools/ folder, installed so that console scripts can start its tools.
+    packages=find_packages(include=["osmn", "osmn.*"]) + ["osmn_tools"],
+    package_dir={"osmn_tools": "tools"},
     # The native kernels' C++ sources, compiled on first use (osmn/kernels/build.py).
     package_data={"osmn.kernels": ["*.cc"]},
     python_requires=">=3.10",
@@ -26,10 +28,15 @@ setup(
     # ffmpeg); `.[crf]` enables `tools/infer.py --crf` (dense CRF, Table 3 "+ CRF"). Without them
     # the tools say in one line what to install. `.[portable]`: `tools/export.py --format
     # litert|onnx` (ai-edge-litert runs .tflite files; tf2onnx converts, onnxruntime runs ONNX).
+    # `.[beam]`: `tools/segment_many.py` (Apache Beam).
     extras_require={
         "video": ["imageio==2.38.1", "imageio-ffmpeg==0.8.1"],
         "crf": ["pydensecrf2==1.1"],
         "portable": ["ai-edge-litert==2.3.0", "tf2onnx==1.17.0", "onnxruntime==1.32.0"],
+        # `tools/segment_many.py`: many videos on Apache Beam (docs/batch.md). 2.77 installs
+        # with TF 2.21 (numpy < 2.5, protobuf 6.x); it needs pillow < 13 (requirements.txt).
+        "beam": ["apache-beam==2.77.0"],
     },
+    entry_points={"console_scripts": ["osmn-segment-many=osmn_tools.segment_many:entry"]},
     license="MIT",
 )

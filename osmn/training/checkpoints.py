@@ -13,12 +13,18 @@ temporary file and a rename) and deletes the oldest checkpoint. A process killed
 therefore leaves the state file pointing at the previous complete checkpoint (at worst a
 stray temporary file). `tests/test_training_checkpoints.py` kills writers mid-save to check this.
 `model.keras` and `train_config.json` are written through a temporary file and `os.replace`.
+
+Several workers (`MultiWorkerMirroredStrategy`): every worker restores from RUN_DIR (the
+chief's checkpoints), and every worker takes part in each save, as TensorFlow asks of
+multi-worker saving, but only the chief writes to RUN_DIR; the others write to a scratch
+folder that is deleted at once.
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
+import shutil
 import tempfile
 from typing import Optional
 
@@ -57,12 +63,16 @@ class RunCheckpoints:
         optimizer: its optimizer, already built (so that its slots exist before a restore).
         step: int64 `tf.Variable`, completed optimizer steps.
         keep: int. Checkpoints kept (the oldest are deleted).
+        is_chief: bool. False on the non-chief workers of a multi-worker run: `save` then writes
+            nothing to `run_dir` (`osmn.training.devices.is_chief`). Defaults to True.
     """
 
-    def __init__(self, run_dir, model: OSMN, optimizer, step: tf.Variable, keep: int):
+    def __init__(self, run_dir, model: OSMN, optimizer, step: tf.Variable, keep: int,
+                 is_chief: bool = True):
         self.run_dir = pathlib.Path(run_dir)
         self.model = model
         self.step = step
+        self.is_chief = is_chief
         # A Keras 3 model is not a TF trackable: `Checkpoint(model=model)` would save only what
         # the optimizer references (the trainable weights) and silently drop the batch-norm
         # moving statistics and the dropout seed-generator states. List every variable instead,
@@ -92,8 +102,19 @@ class RunCheckpoints:
         return int(self.step.numpy())
 
     def save(self) -> str:
-        """Save a checkpoint numbered by the step, then `model.keras`; returns the prefix."""
+        """Save a checkpoint numbered by the step, then `model.keras`; returns the prefix.
+
+        A non-chief worker writes the same checkpoint to a scratch folder, deletes it and
+        returns the prefix the chief writes.
+        """
         step = int(self.step.numpy())
+        if not self.is_chief:
+            scratch = tempfile.mkdtemp(prefix="osmn-worker-checkpoint-")
+            try:
+                self.checkpoint.write(os.path.join(scratch, "ckpt"))
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+            return str(self.run_dir / CHECKPOINT_SUBDIR / f"ckpt-{step}")
         prefix = self.manager.save(checkpoint_number=step)
         save_osmn(self.model, self.run_dir / MODEL_NAME)
         return prefix

@@ -7,9 +7,13 @@
 * `multi_worker`: `MultiWorkerMirroredStrategy` for several machines. Each worker runs the same
   command with its own `TF_CONFIG` environment variable, e.g. on worker 0 of two:
   `TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker",
-  "index": 0}}'`. Every worker reads the full data set with the same seed and
-  `tf.distribute` shards it by batch; only worker 0 (the chief) should write summaries and the
-  final model, so give the other workers their own `--train_dir`.
+  "index": 0}}'`. Every worker builds the same data stream (same seed) and takes its replicas'
+  slices of each global batch (`tf.data` DATA auto-sharding, set by the trainer), so the
+  replicas see what `mirrored` with as many replicas would. Only the chief (`is_chief`: the
+  "chief" task, else worker 0) writes checkpoints, `model.keras`, the config and summaries; all
+  workers read the chief's checkpoints to resume, so `--train_dir` must be one folder every
+  worker can read (a shared filesystem). The strategy must exist before any other TensorFlow
+  call of the process (it configures the collective ops), so `make_strategy` creates it first.
 """
 
 from __future__ import annotations
@@ -36,6 +40,13 @@ def make_strategy(kind: str = "auto") -> Tuple[tf.distribute.Strategy, str]:
     Raises:
         UserError: unknown `kind`.
     """
+    if kind == "multi_worker":  # before listing devices, which would start the runtime
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        resolver = strategy.cluster_resolver
+        return strategy, (f"training with MultiWorkerMirroredStrategy, "
+                          f"{strategy.num_replicas_in_sync} replicas in sync, this is "
+                          f"{resolver.task_type} {resolver.task_id}"
+                          f"{' (chief)' if is_chief(strategy) else ''}")
     gpus = tf.config.list_logical_devices("GPU")
     cpus = tf.config.list_logical_devices("CPU")
     if kind == "auto":
@@ -51,11 +62,21 @@ def make_strategy(kind: str = "auto") -> Tuple[tf.distribute.Strategy, str]:
         what = "GPU" if gpus else "CPU"
         return strategy, (f"training on {len(devices)} {what} replicas with MirroredStrategy "
                           f"({', '.join(devices)})")
-    if kind == "multi_worker":
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        return strategy, (f"training with MultiWorkerMirroredStrategy, "
-                          f"{strategy.num_replicas_in_sync} replicas in sync")
     raise UserError(f"--strategy: unknown strategy {kind!r}, expected one of {STRATEGIES}")
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """True unless `strategy` is multi-worker and this process is not its chief.
+
+    The chief is the task of type "chief" if the cluster has one, else worker 0 (TF_CONFIG).
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
 def mixed_precision_policy(enabled: bool) -> str:

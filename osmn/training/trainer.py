@@ -11,6 +11,16 @@ the optimizer sums the replicas' gradients. Because the loss is a sum (not a mea
 the replicas' losses equals the single-device loss except for the class-balancing weights, which
 each replica computes from its own part of the batch (N+/N, N-/N per replica instead of per
 batch). Weight decay is divided by the number of replicas so that it counts once.
+
+Several workers (`MultiWorkerMirroredStrategy`, TF_CONFIG): every worker builds the same data
+stream and `tf.data`'s DATA auto-sharding gives each worker its replicas' slices of every global
+batch, so the run computes what `MirroredStrategy` with as many replicas computes (tested to
+float tolerance). Only the chief writes to the run directory (checkpoints, `model.keras`, config,
+summaries); every worker resumes from the chief's checkpoints. Each replica updates its own copy
+of the batch-norm moving statistics from its slice of the batch (Keras creates them without a
+cross-replica aggregation) and reading them gives the first replica's copy; before every save
+the first replica's copies are given to all replicas, so that every worker holds the weights
+the chief saves.
 """
 
 from __future__ import annotations
@@ -31,8 +41,8 @@ from osmn.config import TrainConfig
 from osmn.errors import UserError
 from osmn.model import OSMN, load_osmn
 from osmn.training import checkpoints as ckpt_lib
-from osmn.training.batch_norm import recalibrate_batch_norm
-from osmn.training.devices import set_precision
+from osmn.training.batch_norm import batch_norm_layers, recalibrate_batch_norm
+from osmn.training.devices import is_chief, set_precision
 from osmn.training.schedule import learning_rate_at, make_optimizer
 from osmn.training.summaries import SummaryWriter
 
@@ -58,6 +68,7 @@ class TrainResult:
         losses: every step's total loss in this call (list of float).
         checkpoint: prefix of the last checkpoint written.
         run_dir: the run directory.
+        model: the trained model (this process's copy of the weights).
     """
 
     first_step: int
@@ -66,6 +77,7 @@ class TrainResult:
     losses: list
     checkpoint: Optional[str]
     run_dir: pathlib.Path
+    model: Optional[OSMN] = None
 
 
 def copy_weights(target: OSMN, source: OSMN, log=_LOG.info) -> None:
@@ -211,8 +223,9 @@ def train(train_config: TrainConfig, run_dir, dataset_fn: DatasetFn,
             optimizer.build(model.trainable_variables)
     finally:
         set_precision(previous_policy)
+    chief = is_chief(strategy)
     run = ckpt_lib.RunCheckpoints(run_dir, model, optimizer, step_var,
-                                  keep=train_config.keep_checkpoints)
+                                  keep=train_config.keep_checkpoints, is_chief=chief)
     if run.latest:
         if not resume:
             raise UserError(f"{run_dir}: already holds checkpoints; resume it or use a new "
@@ -223,12 +236,13 @@ def train(train_config: TrainConfig, run_dir, dataset_fn: DatasetFn,
     else:
         initialise(model, train_config, imagenet_weights, log=log)
         first_step = 0
-    ckpt_lib.write_run_config(run_dir, train_config)
+    if chief:
+        ckpt_lib.write_run_config(run_dir, train_config)
     if first_step >= train_config.steps:
         # A finished run: no input pipeline and no traced step to build for zero steps.
         log(f"nothing to do: {run_dir} is already at step {first_step} of {train_config.steps}")
         return TrainResult(first_step=first_step, step=first_step, loss=float("nan"),
-                           losses=[], checkpoint=run.latest, run_dir=run_dir)
+                           losses=[], checkpoint=run.latest, run_dir=run_dir, model=model)
 
     trainable = model.trainable_variables
     replicas = strategy.num_replicas_in_sync
@@ -250,8 +264,16 @@ def train(train_config: TrainConfig, run_dir, dataset_fn: DatasetFn,
         step_var.assign_add(1)
         return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica_loss, axis=None), logits
 
-    dataset = strategy.experimental_distribute_dataset(dataset_fn(first_step))
-    summaries = SummaryWriter(run_dir, summary_every)
+    # Shard by element, not by input file: each worker takes its replicas' slices of every global
+    # batch of the one deterministic stream (no effect with a single worker).
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    sync_statistics = _first_replica_broadcast(
+        strategy, [v for norm in batch_norm_layers(model)
+                   for v in (norm.moving_mean, norm.moving_variance)])
+    dataset = strategy.experimental_distribute_dataset(
+        dataset_fn(first_step).with_options(options))
+    summaries = SummaryWriter(run_dir, summary_every if chief else 0)
     bar = keras.utils.Progbar(train_config.steps, stateful_metrics=["loss", "samples/s"],
                               verbose=1 if progress else 0)
     step, loss_value, last_checkpoint, history = first_step, float("nan"), run.latest, []
@@ -284,6 +306,7 @@ def train(train_config: TrainConfig, run_dir, dataset_fn: DatasetFn,
                 log(f"batch-norm statistics of {found} layers re-estimated over "
                     f"{train_config.bn_recalibration_batches} training batches")
             if step % train_config.checkpoint_every == 0 or step == train_config.steps:
+                sync_statistics()
                 if not _all_finite(model):
                     raise TrainingDiverged(
                         f"non-finite weights after step {step}; stopped without saving; last "
@@ -292,7 +315,28 @@ def train(train_config: TrainConfig, run_dir, dataset_fn: DatasetFn,
     finally:
         summaries.close()
     return TrainResult(first_step=first_step, step=step, loss=loss_value, losses=history,
-                       checkpoint=last_checkpoint, run_dir=run_dir)
+                       checkpoint=last_checkpoint, run_dir=run_dir, model=model)
+
+
+def _first_replica_broadcast(strategy, variables) -> Callable[[], None]:
+    """A function that sets every replica's copy of `variables` to the first replica's (exact:
+    an all-reduce sum of the first replica's values and zeros). A no-op for one replica."""
+    if strategy.num_replicas_in_sync == 1 or not variables:
+        return lambda: None
+
+    def replica_fn():
+        context = tf.distribute.get_replica_context()
+        first = tf.cast(tf.equal(context.replica_id_in_sync_group, 0), tf.float32)
+        values = context.all_reduce(tf.distribute.ReduceOp.SUM,
+                                    [tf.cast(v.value, tf.float32) * first for v in variables])
+        for variable, value in zip(variables, values):
+            variable.assign(tf.cast(value, variable.dtype))
+
+    @tf.function
+    def broadcast():
+        strategy.run(replica_fn)
+
+    return broadcast
 
 
 def _all_finite(model) -> bool:
