@@ -17,15 +17,14 @@ stray temporary file). `tests/test_training_checkpoints.py` kills writers mid-sa
 
 from __future__ import annotations
 
-import os
 import pathlib
-import tempfile
 from typing import Optional
 
 import tensorflow as tf
 
 from osmn.config import TrainConfig
 from osmn.errors import UserError
+from osmn.io import atomic_write
 from osmn.model import OSMN, save_osmn
 
 CONFIG_NAME = "train_config.json"
@@ -37,15 +36,7 @@ def write_text_atomically(path, text: str) -> None:
     """Write `text` to `path` through a temporary file in the same folder and a rename."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a config is for everyone to read.
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(path, text)
 
 
 class RunCheckpoints:
