@@ -27,6 +27,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import osmn.cli  # noqa: E402, F401 (first: quiets TensorFlow's start-up lines)
 from osmn.errors import UserError  # noqa: E402
 from osmn.cli import run_tool
 
