@@ -144,6 +144,10 @@ def export_saved_model(model, export_dir, version: Optional[int] = None, overwri
                         "replace it, or another --version)")
     if export_dir.exists() and not export_dir.is_dir():
         raise UserError(f"{export_dir}: --export_dir exists and is not a folder")
+    try:
+        export_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"{export_dir}: cannot write the export ({error.strerror})") from error
     # Staged beside export_dir, not in it: TF Serving watches export_dir and must see only
     # complete versions.
     with atomic_dir(target, overwrite=overwrite, stage_in=export_dir.parent) as tmp:
