@@ -164,6 +164,8 @@ def run_tool(main) -> None:
 
 
 def _exit(line: str, code: int) -> None:
+    if sys.stdout.isatty():  # a progress bar may be mid-line: the error goes on a line of its own
+        print(flush=True)
     sys.stdout.flush()
     print(line, file=sys.stderr, flush=True)
     sys.exit(code)

@@ -16,7 +16,7 @@ API:
     atomic_path(path)            context manager: a temp path to write; renamed to `path` on success
     atomic_save(path, save)      `save(binary file object)`, atomically
     atomic_write(path, data)     bytes or str, atomically
-    atomic_dir(path, overwrite)  context manager: a temp folder to fill; renamed to `path` on success
+    atomic_dir(path, overwrite)  context manager: a temp folder to fill, renamed to `path` at the end
     temp_dir(path, where)        context manager: an owned temp folder, removed at the end
     temp_sibling(path, where)    a new owned temporary name beside `path` (or in `where`)
     stale_temps(folder, name) / clean_stale(folder, name)

@@ -58,8 +58,8 @@ def load_osmn(path) -> OSMN:
             model.load_weights(path)
             return model
         if path.suffix == ".keras" and not _complete_zip(path):
-            raise UserError(f"{path}: not a complete .keras file (truncated, or not a model: "
-                            "a .keras model is a zip archive)")
+            raise UserError(f"{path}: not a readable OSMN model (not a complete .keras file: "
+                            "truncated, or not the zip archive a .keras model is)")
         model = keras.saving.load_model(path, compile=False)
     except UserError:
         raise
