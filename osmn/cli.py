@@ -80,7 +80,10 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
             with _start_up_lines_dropped():
                 exec_module(module)
                 # Device discovery (cuInit) logs too, at the first op otherwise: done here.
-                module.config.list_physical_devices()
+                try:
+                    module.config.list_physical_devices()
+                except Exception:  # noqa: BLE001 (discovery errors surface again at first use)
+                    pass
 
         spec.loader.exec_module = quiet_exec_module
         return spec

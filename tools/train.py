@@ -29,7 +29,7 @@ from absl import app, flags, logging  # noqa: E402
 from osmn.config import BACKBONES, RECIPES, TrainConfig  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
 from osmn.cli import run_tool  # noqa: E402
-from osmn.io import check_output_dir  # noqa: E402
+from osmn.io import check_output_dir, clean_stale  # noqa: E402
 
 SOURCES = ("coco", "davis", "youtube_vos")
 STRATEGIES = ("auto", "mirrored", "one_device", "multi_worker")  # osmn.training.devices
@@ -202,6 +202,7 @@ def main(argv):
     try:
         train_config = config_from_flags()
         created = not os.path.exists(FLAGS.train_dir)
+        clean_stale(FLAGS.train_dir)  # what a run killed mid-save (SIGKILL) left in it
         # Heavy imports after the flag checks, so that bad flags fail at once.
         from osmn.data import training_dataset
         from osmn.training import make_strategy, mixed_precision_policy, train
