@@ -314,18 +314,9 @@ def markdown_table(report: dict) -> str:
 
 
 def _write_atomically(path: pathlib.Path, text: str) -> None:
+    from osmn.io import atomic_write  # noqa: PLC0415
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a result should not be
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(path, text)
 
 
 def run_ablation(s: AblationSettings, work_dir, json_path=None, markdown_path=None,

@@ -8,7 +8,6 @@ import os
 import pathlib
 import platform
 import re
-import tempfile
 import sys
 import time
 
@@ -19,6 +18,7 @@ import tensorflow as tf
 
 from flops import keras_conv_macs
 from osmn.errors import UserError
+from osmn.io import atomic_write
 from osmn.kernels.cpu import cpu_flags, cpu_model
 from osmn.model.fast_inference import PRECISION_POLICIES
 
@@ -107,10 +107,7 @@ def frame_inputs(k: int, height: int, width: int, seed: int = 0):
 def write_json(result: dict, output_dir: pathlib.Path, tag: str) -> pathlib.Path:
     output_dir.mkdir(parents=True, exist_ok=True)
     path = output_dir / f"{tag}.json"
-    fd, tmp = tempfile.mkstemp(suffix=".json", dir=output_dir, prefix=f".{tag}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(result, f, indent=1, sort_keys=False)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(result, indent=1, sort_keys=False))
     return path
 
 

@@ -19,7 +19,6 @@ import os
 import pathlib
 import platform
 import sys
-import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -94,11 +93,8 @@ def time_train_step(width, batch, height, image_width, steps):
 def write_json(path, data):
     path = os.path.abspath(path)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+    from osmn.io import atomic_write  # noqa: PLC0415
+    atomic_write(path, json.dumps(data, indent=2) + "\n")
 
 
 def main(argv):

@@ -1,17 +1,123 @@
 """The one way every tool in `tools/` starts, so that all report user errors alike.
 
-A bad flag or a `UserError` raised anywhere in the tool becomes ONE line on stderr,
-`error: <what and where>`, and exit code 2. Anything else is a bug and keeps its traceback.
+Import this module before TensorFlow or Keras: it quiets TensorFlow's start-up logging.
+
+Exit codes of every tool (`run_tool`):
+    0    success
+    1    a bug (the traceback is printed), or a tool-specific failure its docstring names
+    2    bad input or an unusable environment: ONE line `error: <what and where>` on stderr (a bad
+         flag, a `UserError`, a full disk or read-only folder, out of memory), nothing half-written
+    130  interrupted by Ctrl-C (SIGINT): temporary files removed, one line on stderr
+    143  terminated by SIGTERM (`timeout`, `docker stop`, schedulers): the same clean-up
+A SIGKILL cannot be caught: the temporary names it leaves behind are removed by the next run
+that writes the same output (`osmn.io.clean_stale`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import importlib.abc
+import importlib.util
+import os
 import pathlib
+import re
+import signal
 import sys
+import tempfile
 
-from absl import app, flags
+# TensorFlow's start-up lines (CPU features, oneDNN, "could not find cuda drivers", cuInit on
+# machines without a GPU) are not for users of the tools; errors reach them as one line instead.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
-from osmn.errors import UserError
+# absl's C++ logging writes some of them to file descriptor 2 while `tensorflow` is imported,
+# before TF_CPP_MIN_LOG_LEVEL applies: `_QuietTensorFlowImport` drops exactly those lines.
+_START_UP_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is "
+                             r"called are written to STDERR"
+                             r"|[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] )")
+
+
+@contextlib.contextmanager
+def _start_up_lines_dropped():
+    """Capture file descriptor 2; replay what is not TF start-up noise (everything on error)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    capture = tempfile.TemporaryFile()
+    os.dup2(capture.fileno(), 2)
+    failed = False
+    try:
+        yield
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        capture.seek(0)
+        lines = capture.read().decode(errors="replace").splitlines()
+        capture.close()
+        kept = [line for line in lines if failed or not _START_UP_NOISE.match(line)]
+        if kept:
+            print("\n".join(kept), file=sys.stderr, flush=True)
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Runs the first `import tensorflow` (also the one Keras makes) inside
+    `_start_up_lines_dropped`."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def quiet_exec_module(module):
+            with _start_up_lines_dropped():
+                exec_module(module)
+                # Device discovery (cuInit) logs too, at the first op otherwise: done here.
+                try:
+                    module.config.list_physical_devices()
+                except Exception:  # noqa: BLE001 (discovery errors surface again at first use)
+                    pass
+
+        spec.loader.exec_module = quiet_exec_module
+        return spec
+
+
+if "tensorflow" not in sys.modules and not any(
+        isinstance(finder, _QuietTensorFlowImport) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _QuietTensorFlowImport())
+
+from absl import app, flags  # noqa: E402
+
+from osmn.errors import UserError  # noqa: E402
+
+EXIT_USER_ERROR = 2
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+# Errors of the environment a user can fix (disk, permissions), reported as one line.
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC: "no space left on the device",
+                       errno.EDQUOT: "disk quota exceeded", errno.EROFS: "read-only filesystem",
+                       errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+                       errno.ENOTDIR: "a parent is not a folder", errno.EISDIR: "is a folder",
+                       errno.ENOENT: "no such file or folder", errno.EEXIST: "already exists",
+                       errno.EIO: "input/output error"}
+
+
+class Terminated(BaseException):
+    """Raised in the main thread by SIGTERM, so that `finally` / `except BaseException` clean-ups
+    run as for Ctrl-C; `run_tool` turns it into exit code 143."""
+
+
+def _on_sigterm(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # A second SIGTERM must not cut the clean-up.
+    raise Terminated(signum)
 
 
 def _parse_flags(argv):
@@ -21,16 +127,51 @@ def _parse_flags(argv):
         raise UserError(f"bad flag: {error}") from None
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    if isinstance(error, MemoryError):
+        return True
+    tf = sys.modules.get("tensorflow")
+    errors = getattr(tf, "errors", None)
+    return errors is not None and isinstance(error, errors.ResourceExhaustedError)
+
+
 def run_tool(main) -> None:
-    """`absl.app.run(main)` with bad flags and `UserError` turned into one line and exit code 2.
+    """`absl.app.run(main)` with the exit codes above (one stderr line for each failure a user
+    can cause or fix; a traceback only for bugs).
 
     `main(argv)` may return an int exit code (0 on success), as with `app.run`.
     """
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         app.run(main, flags_parser=_parse_flags)
     except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        _exit(f"error: {_one_line(error)}", EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        _exit("interrupted (Ctrl-C): stopped, temporary files removed", EXIT_SIGINT)
+    except Terminated:
+        _exit("terminated (SIGTERM): stopped, temporary files removed", EXIT_SIGTERM)
+    except OSError as error:
+        if error.errno not in _ENVIRONMENT_ERRNOS:
+            raise
+        where = error.filename or "output"
+        _exit(f"error: {where}: {_ENVIRONMENT_ERRNOS[error.errno]}", EXIT_USER_ERROR)
+    except Exception as error:  # noqa: BLE001 (only out-of-memory is handled; the rest re-raised)
+        if not _out_of_memory(error):
+            raise
+        _exit("error: out of memory (try a smaller --im_size or fewer objects/frames at once)",
+              EXIT_USER_ERROR)
+
+
+def _exit(line: str, code: int) -> None:
+    if sys.stdout.isatty():  # a progress bar may be mid-line: the error goes on a line of its own
+        print(flush=True)
+    sys.stdout.flush()
+    print(line, file=sys.stderr, flush=True)
+    sys.exit(code)
 
 
 # The model shipped in the repository, the default of every tool that takes --checkpoint: lite

@@ -19,8 +19,8 @@ import os
 import pathlib
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import osmn.cli  # noqa: E402, F401 (first: quiets TensorFlow's start-up lines)
 
 from absl import flags  # noqa: E402
 
@@ -30,7 +30,8 @@ from osmn import config  # noqa: E402
 # Flag defaults that are ours, not the paper's; the library holds the values.
 from osmn.analysis.report import DEFAULT_BINS, DEFAULT_NEAR_ZERO  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
-from osmn.cli import SHIPPED_MODEL, model_path_or_shipped, run_tool
+from osmn.cli import SHIPPED_MODEL, model_path_or_shipped, run_tool  # noqa: E402
+from osmn.io import check_output_dir  # noqa: E402
 
 SOURCES = ("davis", "coco")
 
@@ -93,6 +94,7 @@ def _check_flags():
         raise UserError(f"--min_area_fraction: must be in [0, 1), got {FLAGS.min_area_fraction}")
     if FLAGS.near_zero < 0:
         raise UserError(f"--near_zero: must be >= 0, got {FLAGS.near_zero}")
+    check_output_dir(FLAGS.output, "--output")
 
 
 def _objects():
@@ -111,11 +113,11 @@ def _objects():
 
 def run() -> str:
     """Check flags, analyse, write; returns the report. Raises UserError on bad input."""
+    _check_flags()
     from osmn.analysis import analyze, write_analysis  # noqa: PLC0415
 
     # The split-file note of osmn.data is bookkeeping for training logs; errors stay one line.
     logging.getLogger("osmn.data").setLevel(logging.WARNING)
-    _check_flags()
     objects = _objects()  # user data problems surface before the model is loaded
     model = _load_model(FLAGS.checkpoint)
     categories = len({o.category for o in objects})

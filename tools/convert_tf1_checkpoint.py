@@ -23,15 +23,13 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import osmn.cli  # noqa: E402, F401 (first: quiets TensorFlow's start-up lines)
 
 from absl import flags  # noqa: E402
-import keras  # noqa: E402
 
-from osmn.convert import check_reference, convert_tf1_checkpoint, write_model  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
 from osmn.cli import no_extra_arguments, run_tool  # noqa: E402
-from osmn.model import OSMN, load_osmn  # noqa: E402
-from osmn.model.imagenet import load_imagenet_vgg16
+from osmn.io import check_output_file  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("tf1_checkpoint", None, "Prefix of an OSMN TF1 checkpoint to convert.")
@@ -81,10 +79,16 @@ def _validate_flags():
         raise UserError(f"--output {FLAGS.output}: must end in .keras or .weights.h5")
     if not FLAGS.tolerance >= 0:
         raise UserError(f"--tolerance must be >= 0, got {FLAGS.tolerance}")
+    if FLAGS.output:
+        check_output_file(FLAGS.output, "--output")
 
 
 def _build_model():
     """The model to check and/or write, per the source flag."""
+    import keras  # noqa: PLC0415 (TensorFlow is imported once the flags are checked)
+    from osmn.convert import convert_tf1_checkpoint  # noqa: PLC0415
+    from osmn.model import OSMN, load_osmn  # noqa: PLC0415
+    from osmn.model.imagenet import load_imagenet_vgg16  # noqa: PLC0415
     if FLAGS.tf1_checkpoint:
         model, report = convert_tf1_checkpoint(FLAGS.tf1_checkpoint, _model_config(),
                                                verbose=True)
@@ -102,6 +106,7 @@ def run() -> int:
     """Convert / check per the flags; returns the exit code (raises UserError on bad input)."""
     _validate_flags()
     model = _build_model()
+    from osmn.convert import check_reference, write_model  # noqa: PLC0415
     if FLAGS.check:
         result = check_reference(model, FLAGS.check)
         print(f"{FLAGS.check}: {result} (tolerance {FLAGS.tolerance:g} on logits)")

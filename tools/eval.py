@@ -10,17 +10,17 @@ Definitions: docs/evaluation.md.
 
 from __future__ import annotations
 
-import os
 import pathlib
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import osmn.cli  # noqa: E402, F401 (first: quiets TensorFlow's start-up lines)
 
 from absl import flags  # noqa: E402
 
 from osmn.errors import UserError  # noqa: E402
-from osmn.cli import run_tool
+from osmn.cli import run_tool  # noqa: E402
+from osmn.io import check_output_dir  # noqa: E402
 
 flags.DEFINE_string("results", None, "Results folder in the DAVIS layout: RESULTS/<seq>/<frame>.png.")
 flags.DEFINE_string("davis", None, "DAVIS root (holding Annotations/ and ImageSets/).")
@@ -39,9 +39,6 @@ FLAGS = flags.FLAGS
 def run(results, davis, year="2017", split="val", resolution="480p", sequences=None,
         exclude_void=False, plot=False, csv_dir=None) -> str:
     """Evaluate and write the files; returns the table. Raises UserError on bad input."""
-    import keras  # noqa: PLC0415 (progress bar)
-    from osmn.evaluation import evaluate, list_sequences, table, write_csv, write_plot  # noqa
-
     if results is None or davis is None:
         raise UserError("--results and --davis: both required")
     results, davis = pathlib.Path(results), pathlib.Path(davis)
@@ -49,6 +46,10 @@ def run(results, davis, year="2017", split="val", resolution="480p", sequences=N
         raise UserError(f"{results}: results folder not found")
     if not (davis / "Annotations").is_dir():
         raise UserError(f"{davis}: not a DAVIS root (no Annotations/ folder)")
+    out_dir = check_output_dir(csv_dir, "--csv_dir") if csv_dir else check_output_dir(
+        results, "--results")
+    from osmn.progress import Progbar  # noqa: PLC0415
+    from osmn.evaluation import evaluate, list_sequences, table, write_csv, write_plot  # noqa
     if sequences:
         source = "--sequences"
     else:
@@ -60,10 +61,9 @@ def run(results, davis, year="2017", split="val", resolution="480p", sequences=N
     print(f"Evaluating {len(sequences)} sequence(s) from {source or results}, DAVIS {year} "
           f"semi-supervised (first and last frames excluded"
           f"{', void excluded' if exclude_void else ''}).")
-    bar = keras.utils.Progbar(len(sequences), unit_name="sequence")
+    bar = Progbar(len(sequences), unit_name="sequence")
     object_results = evaluate(davis, results, sequences, year, resolution, exclude_void,
                               on_sequence=lambda _: bar.add(1))
-    out_dir = pathlib.Path(csv_dir) if csv_dir else results
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = list(write_csv(object_results, out_dir, split).values())
     if plot:

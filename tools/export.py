@@ -22,18 +22,18 @@ written beside float32).
 
 from __future__ import annotations
 
-import os
 import pathlib
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import osmn.cli  # noqa: E402, F401 (first: quiets TensorFlow's start-up lines)
 
 from absl import flags, logging  # noqa: E402
 
 from osmn.errors import UserError  # noqa: E402
-from osmn.cli import SHIPPED_MODEL, model_path_or_shipped, run_tool
+from osmn.cli import SHIPPED_MODEL, model_path_or_shipped, run_tool  # noqa: E402
+from osmn.io import check_output_dir  # noqa: E402
 
 FORMATS = ("saved_model", "litert", "onnx")
 # --export_dir default per --format.
@@ -113,6 +113,9 @@ def run(checkpoint, export_dir=None, version=None, overwrite=False, verify=True,
             raise UserError(f"{target}: already exists (pass --overwrite to replace it)")
         raise UserError(f"{target}: version {version} already exists (pass --overwrite to "
                         "replace it, or another --version)")
+    check_output_dir(export_dir, "--export_dir")
+    if export_format == "saved_model":  # the version is staged beside the watched folder
+        check_output_dir(pathlib.Path(export_dir).resolve().parent, "--export_dir")
     from osmn.export import existing_versions, export_saved_model  # noqa: PLC0415 (TF import)
     from osmn.model import load_osmn  # noqa: PLC0415
     started = time.perf_counter()

@@ -8,20 +8,17 @@ writes out/car-shadow/00000.png ... (DAVIS palette PNGs, the DAVIS results layou
 
 from __future__ import annotations
 
-import os
 import pathlib
-import shutil
 import sys
-import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from absl import flags  # noqa: E402
-
+from osmn.cli import SHIPPED_MODEL, model_path_or_shipped, run_tool  # noqa: E402 (quiets TF)
 from osmn.errors import UserError  # noqa: E402
-from osmn.cli import SHIPPED_MODEL, model_path_or_shipped, run_tool
+from osmn.io import check_output_dir, temp_dir  # noqa: E402
+
+from absl import flags  # noqa: E402
 
 
 flags.DEFINE_string("video", None, "Folder of frames (JPEG/PNG, sorted by name) or a video file.")
@@ -46,6 +43,10 @@ flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"],
                   "with float32 at IoU 0.998 on the sample video (docs/performance.md).")
 FLAGS = flags.FLAGS
 
+# Largest --im_size side: 4096 covers 4K video (3840x2160); beyond it one frame's activations
+# (VGG16 at full width) need tens of GB.
+MAX_IM_SIDE = 4096
+
 
 def _im_size(values):
     if values is None:
@@ -58,7 +59,23 @@ def _im_size(values):
         raise UserError(f"--im_size: expected W,H (two integers), got {','.join(values)}") from None
     if width < 32 or height < 32:
         raise UserError(f"--im_size: width and height must be >= 32, got {width}x{height}")
+    if width > MAX_IM_SIDE or height > MAX_IM_SIDE:
+        raise UserError(f"--im_size: width and height must be <= {MAX_IM_SIDE}, got "
+                        f"{width}x{height}")
     return width, height
+
+
+def check_flags(output, finetune_steps=0) -> pathlib.Path:
+    """Flag checks that need no TensorFlow, and the output location; returns `output` as a path.
+
+    Raises:
+        UserError: a missing or bad flag, or an output folder that cannot be written.
+    """
+    if output is None:
+        raise UserError("--output: required")
+    if finetune_steps < 0:
+        raise UserError(f"--finetune_steps: must be >= 0, got {finetune_steps}")
+    return check_output_dir(output, "--output")
 
 
 def _load_model(path):
@@ -72,14 +89,11 @@ def run(video, mask, checkpoint, output, sequence=None, overlay=False, im_size=N
         keep_last_guide=False, finetune_steps=0, crf=False, save_scores=False,
         precision="float32"):
     """Segment one video; returns the summary line. Raises UserError on bad input."""
-    import keras  # noqa: PLC0415
+    output = check_flags(output, finetune_steps)
+    from osmn.progress import Progbar  # noqa: PLC0415
     from osmn.inference import ResultWriter, VideoSegmenter, publish_sequence  # noqa: PLC0415
     from osmn.inference.video_input import open_video  # noqa: PLC0415
 
-    if output is None:
-        raise UserError("--output: required")
-    if finetune_steps < 0:
-        raise UserError(f"--finetune_steps: must be >= 0, got {finetune_steps}")
     opened = open_video(video, mask, sequence)
     source, labels, palette, ids, frame0, sequence = (
         opened.source, opened.labels, opened.palette, opened.ids, opened.frame0, opened.sequence)
@@ -93,16 +107,12 @@ def run(video, mask, checkpoint, output, sequence=None, overlay=False, im_size=N
     work_size = im_size or loaded.config_.working_size
     model = inference_model(loaded, precision)
 
-    output = pathlib.Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    temp_root = pathlib.Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temp_root, 0o777 & ~umask)  # mkdtemp makes it private; the result should not be.
-    try:
+    # Everything goes into a temporary folder beside the output, published at the end; it is
+    # removed on any error, Ctrl-C or SIGTERM (osmn.cli.run_tool).
+    with temp_dir(output) as temp_root:
         finetune_bar = None
         if finetune_steps:
-            finetune_bar = keras.utils.Progbar(finetune_steps * len(ids), unit_name="step")
+            finetune_bar = Progbar(finetune_steps * len(ids), unit_name="step")
             print(f"Fine-tuning {len(ids)} object(s) for {finetune_steps} steps each:")
         segmenter = VideoSegmenter(
             model, keep_last_guide=keep_last_guide, work_size=work_size, postprocess=postprocess,
@@ -111,11 +121,11 @@ def run(video, mask, checkpoint, output, sequence=None, overlay=False, im_size=N
             if finetune_bar else None)
         started = time.perf_counter()
         with ResultWriter(temp_root, sequence, palette, ids, overlay=overlay,
-                          save_scores=save_scores) as writer:
+                          save_scores=save_scores, fps=source.fps) as writer:
             first = segmenter.start(frame0, labels)
             writer.put(source.names[0], frame0, first.labels,
                        first.probabilities if save_scores else None)
-            bar = keras.utils.Progbar(len(source), unit_name="frame")
+            bar = Progbar(len(source), unit_name="frame")
             bar.update(1)
             for index, frame in source.prefetched(1, frame0.shape):
                 result = segmenter.step(frame)
@@ -124,9 +134,6 @@ def run(video, mask, checkpoint, output, sequence=None, overlay=False, im_size=N
                 bar.update(index + 1)
         total = time.perf_counter() - started
         publish_sequence(temp_root, output, sequence)
-    except BaseException:
-        shutil.rmtree(temp_root, ignore_errors=True)
-        raise
     times = segmenter.step_seconds
     parts = [f"{len(source)} frames", f"{len(ids)} object(s) (ids {', '.join(map(str, ids))})",
              f"modulator {segmenter.modulator_seconds:.2f} s once"]
@@ -150,6 +157,7 @@ def main(argv):
         raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
     if FLAGS.video is None:
         raise UserError("--video: required (a folder of frames or a video file)")
+    check_flags(FLAGS.output, FLAGS.finetune_steps)
     print(run(FLAGS.video, FLAGS.mask, FLAGS.checkpoint, FLAGS.output, FLAGS.sequence,
               FLAGS.overlay, _im_size(FLAGS.im_size), FLAGS.keep_last_guide,
               FLAGS.finetune_steps, FLAGS.crf, FLAGS.save_scores, FLAGS.precision))

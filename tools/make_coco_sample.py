@@ -17,9 +17,7 @@ So the COCO pipeline yields 3 samples. `train2017/` is a relative symlink to the
 
 import json
 import os
-import shutil
 import sys
-import tempfile
 
 import numpy as np
 from absl import flags
@@ -27,8 +25,10 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import osmn.cli  # noqa: E402, F401 (first: quiets TensorFlow's start-up lines)
 from osmn.errors import UserError  # noqa: E402
-from osmn.cli import run_tool
+from osmn.cli import run_tool  # noqa: E402
+from osmn.io import atomic_dir  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("davis_dir", "data/davis_sample", "DAVIS root holding car-shadow.")
@@ -117,22 +117,12 @@ def main(argv):
     try:
         data = build(FLAGS.davis_dir)
         out = os.path.abspath(FLAGS.output_dir)
-        parent = os.path.dirname(out)
-        os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(dir=parent, prefix=".coco_sample.")
-        os.chmod(tmp, 0o755)
-        try:
+        with atomic_dir(out, overwrite=True) as tmp:
             os.makedirs(os.path.join(tmp, "annotations"))
             with open(os.path.join(tmp, "annotations", "instances_train2017.json"), "w") as f:
                 json.dump(data, f)
             frames = os.path.abspath(os.path.join(FLAGS.davis_dir, "JPEGImages", "480p", SEQUENCE))
             os.symlink(os.path.relpath(frames, out), os.path.join(tmp, "train2017"))
-            if os.path.exists(out):
-                shutil.rmtree(out)
-            os.replace(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     except (UserError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -12,17 +12,17 @@ size. The export comes from tools/export.py; see docs/serving.md.
 from __future__ import annotations
 
 import pathlib
-import shutil
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import osmn.cli  # noqa: E402, F401 (first: quiets TensorFlow's start-up lines)
 
 from absl import flags  # noqa: E402
 
 from osmn.errors import UserError  # noqa: E402
-from osmn.cli import run_tool
+from osmn.cli import run_tool  # noqa: E402
+from osmn.io import check_output_dir, temp_dir  # noqa: E402
 
 flags.DEFINE_string("server", "http://localhost:8501", "TF Serving REST address.")
 flags.DEFINE_string("model", "osmn", "Model name on the server (docker: MODEL_NAME).")
@@ -50,21 +50,19 @@ def run(server, model, video, output, mask=None, version=None, sequence=None, ov
     from osmn.inference.video_input import open_video  # noqa: PLC0415
     from osmn.inference.writer import ResultWriter, publish_sequence  # noqa: PLC0415
 
-    if output is None:
-        raise UserError("--output: required")
+    output = check_flags(output, timeout)
     client = ServingClient(server, model, version, timeout)
     opened = open_video(video, mask, sequence)
     source, labels, palette, ids, frame0, sequence = (
         opened.source, opened.labels, opened.palette, opened.ids, opened.frame0, opened.sequence)
 
-    output = pathlib.Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    temp_root = pathlib.Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
     segmenter = RemoteVideoSegmenter(client, keep_last_guide=keep_last_guide)
     started = time.perf_counter()
-    try:
+    # Everything goes into a temporary folder beside the output, published at the end; it is
+    # removed on any error, Ctrl-C or SIGTERM (osmn.cli.run_tool).
+    with temp_dir(output) as temp_root:
         with ResultWriter(temp_root, sequence, palette, ids, overlay=overlay,
-                          save_scores=save_scores) as writer:
+                          save_scores=save_scores, fps=source.fps) as writer:
             first_labels, first_probabilities = segmenter.start(frame0, labels)
             writer.put(source.names[0], frame0, first_labels,
                        first_probabilities if save_scores else None)
@@ -75,9 +73,6 @@ def run(server, model, video, output, mask=None, version=None, sequence=None, ov
                 _progress(index + 1, len(source))
         total = time.perf_counter() - started
         publish_sequence(temp_root, output, sequence)
-    except BaseException:
-        shutil.rmtree(temp_root, ignore_errors=True)
-        raise
     frames = max(segmenter.frames_segmented, 1)
     return "; ".join([
         f"{len(source)} frames", f"{len(ids)} object(s) (ids {', '.join(map(str, ids))})",
@@ -88,12 +83,28 @@ def run(server, model, video, output, mask=None, version=None, sequence=None, ov
         f"total {total:.1f} s -> {output / sequence}"])
 
 
+def check_flags(output, timeout=120.0) -> pathlib.Path:
+    """Flag checks and the output location, before any request; returns `output` as a path.
+
+    Raises:
+        UserError: a missing or bad flag, or an output folder that cannot be written.
+    """
+    if output is None:
+        raise UserError("--output: required")
+    if not timeout > 0:
+        raise UserError(f"--timeout: must be > 0, got {timeout}")
+    return check_output_dir(output, "--output")
+
+
 def _progress(done: int, total: int, width: int = 30):
-    """A one-line text bar on stderr (no TF/Keras import in this client)."""
+    """A text bar on stdout (no TF/Keras import in this client): redrawn in place on a terminal;
+    otherwise a plain line every 10% (logs stay readable). Errors go to stderr, never onto it."""
     filled = width * done // total
-    end = "\n" if done == total else ""
-    print(f"\r{done}/{total} [{'=' * filled}{'.' * (width - filled)}]", end=end,
-          file=sys.stderr, flush=True)
+    bar = f"{done}/{total} [{'=' * filled}{'.' * (width - filled)}]"
+    if sys.stdout.isatty():
+        print(f"\r{bar}", end="\n" if done == total else "", flush=True)
+    elif done == total or done * 10 // total != (done - 1) * 10 // total:
+        print(bar, flush=True)
 
 
 def main(argv):
@@ -101,6 +112,7 @@ def main(argv):
         raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
     if FLAGS.video is None:
         raise UserError("--video: required (a folder of frames or a video file)")
+    check_flags(FLAGS.output, FLAGS.timeout)
     print(run(FLAGS.server, FLAGS.model, FLAGS.video, FLAGS.output, FLAGS.mask, FLAGS.version,
               FLAGS.sequence, FLAGS.overlay, FLAGS.keep_last_guide, FLAGS.save_scores,
               FLAGS.timeout))

@@ -11,18 +11,17 @@ batch `--batch` of the recipe's pipeline (its sizes, seed, randomize_guide), wit
 
 from __future__ import annotations
 
-import os
 import pathlib
 import sys
-import tempfile
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import osmn.cli  # noqa: E402, F401 (first: quiets TensorFlow's start-up lines)
 
 from absl import flags  # noqa: E402
 
 from osmn.errors import UserError  # noqa: E402
-from osmn.cli import run_tool
+from osmn.cli import no_extra_arguments, run_tool  # noqa: E402
+from osmn.io import atomic_save, check_output_file  # noqa: E402
 
 flags.DEFINE_enum("source", "davis", ["coco", "davis", "youtube_vos"], "Training source.")
 flags.DEFINE_string("data_dir", None, "Data set root (default: the shipped sample of --source), "
@@ -75,42 +74,37 @@ def sample_grid(inputs, label, void, cell: int):
 
 
 def main(argv):
-    del argv
-    try:
-        from PIL import Image
-        from osmn.config import RECIPES
-        from osmn.data import training_dataset
+    no_extra_arguments(argv)
+    from osmn.config import RECIPES  # noqa: PLC0415 (no TensorFlow)
 
-        name = FLAGS.recipe or ("coco_stage1" if FLAGS.source == "coco" else "davis_stage2")
-        if name not in RECIPES:
-            raise UserError(f"--recipe: unknown recipe {name!r}; known: {', '.join(RECIPES)}")
-        if FLAGS.num_samples < 1 or FLAGS.batch < 0 or FLAGS.cell < 16:
-            raise UserError("--num_samples must be >= 1, --batch >= 0, --cell >= 16")
-        data_dir = FLAGS.data_dir or SAMPLE_DIRS.get(FLAGS.source)
-        if data_dir is None:
-            raise UserError(f"--data_dir is required for --source {FLAGS.source}")
-        changes = {"source": FLAGS.source, "batch_size": FLAGS.num_samples}
-        if FLAGS.seed is not None:
-            changes["seed"] = FLAGS.seed
-        train_config = RECIPES[name].replace(**changes)
-        ds = training_dataset(train_config, data_dir, start_batch=FLAGS.batch, with_void=True,
-                              annotation_file=FLAGS.annotation_file, split=FLAGS.split,
-                              tfds_data_dir=FLAGS.tfds_data_dir)
-        inputs, label, void = next(iter(ds))
-        grid = sample_grid(inputs, label, void, FLAGS.cell)
-        out = os.path.abspath(FLAGS.output)
-        os.makedirs(os.path.dirname(out), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(out), suffix=".png")
-        os.close(fd)
-        try:
-            Image.fromarray(grid).save(tmp, format="PNG")
-            os.replace(tmp, out)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except (UserError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    name = FLAGS.recipe or ("coco_stage1" if FLAGS.source == "coco" else "davis_stage2")
+    if name not in RECIPES:
+        raise UserError(f"--recipe: unknown recipe {name!r}; known: {', '.join(RECIPES)}")
+    if FLAGS.num_samples < 1 or FLAGS.batch < 0 or FLAGS.cell < 16:
+        raise UserError("--num_samples must be >= 1, --batch >= 0, --cell >= 16")
+    data_dir = FLAGS.data_dir or SAMPLE_DIRS.get(FLAGS.source)
+    if data_dir is None:
+        raise UserError(f"--data_dir is required for --source {FLAGS.source}")
+    out = pathlib.Path(FLAGS.output)
+    if out.suffix.lower() != ".png":
+        raise UserError(f"--output={FLAGS.output}: the picture is a PNG; give a name ending "
+                        "in .png")
+    check_output_file(out, "--output")
+
+    from PIL import Image  # noqa: PLC0415
+    from osmn.data import training_dataset  # noqa: PLC0415 (TensorFlow)
+
+    changes = {"source": FLAGS.source, "batch_size": FLAGS.num_samples}
+    if FLAGS.seed is not None:
+        changes["seed"] = FLAGS.seed
+    train_config = RECIPES[name].replace(**changes)
+    ds = training_dataset(train_config, data_dir, start_batch=FLAGS.batch, with_void=True,
+                          annotation_file=FLAGS.annotation_file, split=FLAGS.split,
+                          tfds_data_dir=FLAGS.tfds_data_dir)
+    inputs, label, void = next(iter(ds))
+    grid = sample_grid(inputs, label, void, FLAGS.cell)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_save(out, lambda f: Image.fromarray(grid).save(f, format="PNG"))
     print(f"{ds.report.summary()}")
     print(f"wrote {out} ({grid.shape[1]}x{grid.shape[0]}, {FLAGS.num_samples} samples of "
           f"batch {FLAGS.batch}, size {tuple(inputs['image'].shape[1:3])})")

@@ -14,18 +14,22 @@ See docs/training.md.
 
 from __future__ import annotations
 
+import json
+import logging as std_logging
 import os
 import pathlib
+import shutil
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import osmn.cli  # noqa: E402, F401 (first: quiets TensorFlow's start-up lines)
 
 from absl import app, flags, logging  # noqa: E402
 
 from osmn.config import BACKBONES, RECIPES, TrainConfig  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
-from osmn.cli import run_tool
+from osmn.cli import run_tool  # noqa: E402
+from osmn.io import check_output_dir, clean_stale  # noqa: E402
 
 SOURCES = ("coco", "davis", "youtube_vos")
 STRATEGIES = ("auto", "mirrored", "one_device", "multi_worker")  # osmn.training.devices
@@ -142,6 +146,7 @@ def config_from_flags() -> TrainConfig:
                         f"{', '.join(STRATEGIES)}")
     if not os.path.isdir(FLAGS.data_dir):
         raise UserError(f"--data_dir={FLAGS.data_dir}: no such directory")
+    check_output_dir(FLAGS.train_dir, "--train_dir")
     if FLAGS.summary_every < 0:
         raise UserError(f"--summary_every: must be >= 0, got {FLAGS.summary_every}")
     recipe = RECIPES[FLAGS.recipe]
@@ -197,8 +202,13 @@ def config_from_flags() -> TrainConfig:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    # TF's own INFO lines (one per checkpoint saved) are not this tool's log.
+    std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)
+    created = None
     try:
         train_config = config_from_flags()
+        created = not os.path.exists(FLAGS.train_dir)
+        clean_stale(FLAGS.train_dir)  # what a run killed mid-save (SIGKILL) left in it
         # Heavy imports after the flag checks, so that bad flags fail at once.
         from osmn.data import training_dataset
         from osmn.training import make_strategy, mixed_precision_policy, train
@@ -211,8 +221,8 @@ def main(argv):
         strategy, description = make_strategy(FLAGS.strategy)
         logging.info(description)
         precision = mixed_precision_policy(FLAGS.mixed_precision)
-        logging.info("recipe %s, precision %s, config:\n%s", FLAGS.recipe, precision,
-                     train_config.to_json())
+        logging.info("recipe %s, precision %s, config: %s", FLAGS.recipe, precision,
+                     json.dumps(json.loads(train_config.to_json()), separators=(",", ":")))
 
         def dataset_fn(start_batch):
             return training_dataset(train_config, FLAGS.data_dir, start_batch=start_batch,
@@ -227,6 +237,9 @@ def main(argv):
             print(f"error: {error}", file=sys.stderr)
             return 1
     except UserError as error:
+        train_dir = pathlib.Path(FLAGS.train_dir or "")
+        if created and train_dir.is_dir() and not (train_dir / "checkpoints").exists():
+            shutil.rmtree(train_dir, ignore_errors=True)  # made by this failed start: nothing in it
         print(f"error: {error}", file=sys.stderr)
         return 2
     model_path = pathlib.Path(FLAGS.train_dir) / MODEL_NAME

@@ -8,34 +8,20 @@ PNG.
 from __future__ import annotations
 
 import math
-import os
 import pathlib
-import tempfile
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-
-def default_mode(directory: bool = False) -> int:
-    """Permission bits a plain `open`/`mkdir` would give (mkstemp/mkdtemp use 0600/0700)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return (0o777 if directory else 0o666) & ~umask
+from osmn.io import atomic_path
 
 
 def atomic_write(path, write: Callable[[str], None]) -> None:
     """Call `write(temp_path)` on a temp file beside `path`, then rename it to `path`."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, default_mode())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path) as tmp:
+        write(str(tmp))
 
 
 def _pyplot():

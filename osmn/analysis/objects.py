@@ -25,6 +25,7 @@ from PIL import Image
 
 from osmn import config
 from osmn.errors import UserError
+from osmn.io import read_mask
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,24 +59,12 @@ def read_rgb(path: str) -> np.ndarray:
 def mask_objects(path: str) -> dict:
     """Label PNG -> {object id: [H, W] bool}. Grey 0/255 masks (DAVIS 2016) hold object 1.
 
-    Same reading rule as inference: palette or grey PNG values are object ids, 0 is background
-    and 255 void, except that a mask whose only values are 0 and 255 is one binary object.
+    The reading rule of `osmn.io.read_mask`: palette or grey PNG values are object ids, 0 is
+    background and 255 void, except that a grey mask whose only values are 0 and 255 is one
+    binary object.
     """
-    if not os.path.isfile(path):
-        raise UserError(f"{path}: mask file not found")
-    try:
-        with Image.open(path) as image:
-            mode = image.mode
-            if mode not in ("P", "L", "1"):
-                raise UserError(f"{path}: mask is a {mode} image; expected a palette or grey PNG")
-            labels = np.asarray(image.convert("L") if mode == "1" else image, np.uint8)
-    except UserError:
-        raise
-    except Exception as error:  # PIL raises several types for corrupt files.
-        raise UserError(f"{path}: unreadable mask ({type(error).__name__})") from error
+    labels, _ = read_mask(path)
     values = set(np.unique(labels).tolist())
-    if values <= {0, 255}:
-        return {1: labels == 255} if 255 in values else {}
     return {v: labels == v for v in sorted(values - {0, config.VOID_LABEL})}
 
 

@@ -14,14 +14,13 @@ import json
 import os
 import pathlib
 import re
-import shutil
-import tempfile
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 from osmn.analysis import embedding, figures, statistics
 from osmn.analysis.objects import AnalysisObject, visual_guides
+from osmn.io import temp_dir
 
 SCALE_KINDS = ("raw", "effective")
 # Our defaults, not the paper's (it gives no threshold): a magnitude counts as zero when it is at
@@ -200,19 +199,13 @@ def write_analysis(result: Analysis, output_dir) -> Dict[str, pathlib.Path]:
         key of `FILES` -> path written.
     """
     output_dir = pathlib.Path(output_dir)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pathlib.Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}."))
-    try:
+    with temp_dir(output_dir) as tmp:
         written = _write_all(result, tmp)
         if not output_dir.exists():
-            os.chmod(tmp, figures.default_mode(directory=True))
             os.replace(tmp, output_dir)
         else:
             for name in written.values():
                 os.replace(tmp / name, output_dir / name)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return {key: output_dir / name for key, name in written.items()}
 
 

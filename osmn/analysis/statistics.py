@@ -36,14 +36,14 @@ def object_gammas(model, guides: Iterable[np.ndarray], count: int, batch_size: i
         guides: iterable of [224, 224, 3] float32 visual guides (BGR minus mean, background 0).
         count: number of guides (for the progress bar and the output size).
         batch_size: guides per forward pass.
-        progress: show a `keras.utils.Progbar`.
+        progress: show a progress bar (`osmn.progress`).
 
     Returns:
         [count, G] float32, G = `model.gamma_size` (all ones without a visual modulator).
     """
-    import keras  # noqa: PLC0415
+    from osmn.progress import Progbar  # noqa: PLC0415
 
-    bar = keras.utils.Progbar(count, unit_name="object") if progress else None
+    bar = Progbar(count, unit_name="object") if progress else None
     out, batch = [], []
 
     def flush():

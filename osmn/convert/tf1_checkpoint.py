@@ -26,6 +26,7 @@ from osmn.convert.tf1_names import (fixed_upsampling_kernels, infer_model_config
                                     tf1_name_map)
 from osmn.errors import UserError
 from osmn.model import OSMN
+from osmn.progress import Progbar
 
 # Largest |difference| accepted between a stored upsampling kernel and the bilinear kernel: the
 # original computes it in float64 numpy and stores float32, so it should be exact.
@@ -65,9 +66,27 @@ def keras_weights(model: OSMN) -> Dict[str, keras.Variable]:
     return {w.path.split("/", 1)[1]: w for w in model.weights}
 
 
+class _CheckedReader:
+    """A checkpoint reader whose `get_tensor` turns a truncated or corrupt `.data-*` file (which
+    the index alone does not reveal) into a `UserError` naming the checkpoint."""
+
+    def __init__(self, reader, prefix: str):
+        self._reader, self._prefix = reader, prefix
+
+    def __getattr__(self, name):
+        return getattr(self._reader, name)
+
+    def get_tensor(self, name):
+        try:
+            return self._reader.get_tensor(name)
+        except Exception as error:  # DataLossError, OutOfRangeError, ... from a cut data file
+            raise UserError(f"{self._prefix}: the checkpoint's data file is truncated or corrupt "
+                            f"(reading {name}: {type(error).__name__})") from None
+
+
 def _read(prefix: str):
     try:
-        return tf.train.load_checkpoint(prefix)
+        return _CheckedReader(tf.train.load_checkpoint(prefix), prefix)
     except Exception as error:  # NotFoundError, DataLossError, ValueError, ...
         raise UserError(f"{prefix}: not a readable TF checkpoint ({type(error).__name__}: "
                         f"{str(error).splitlines()[0] if str(error) else ''})") from error
@@ -132,7 +151,7 @@ def convert_tf1_checkpoint(prefix, model_config: Optional[dict] = None,
         raise UserError(f"{prefix}: cannot convert to OSMN {cfg.to_dict()}: "
                         + "; ".join(problems))
 
-    progress = keras.utils.Progbar(len(names), unit_name="weight") if verbose else None
+    progress = Progbar(len(names), unit_name="weight") if verbose else None
     loaded = []
     for name, path in sorted(names.items()):
         variables[path].assign(reader.get_tensor(name).astype(variables[path].dtype))

@@ -3,33 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import tempfile
 
 from osmn.errors import UserError
+from osmn.io import atomic_path
 from osmn.model import OSMN, save_osmn
 
 CONFIG_NAME = "config.json"  # read by `osmn.model.load_osmn` beside a `.weights.h5`
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _atomic_write(path: pathlib.Path, suffix: str, write) -> None:
-    """Call `write(temp_path)` on a temp file in `path`'s folder, then rename it to `path`."""
-    fd, tmp = tempfile.mkstemp(suffix=suffix, dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual mode
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+def _atomic_write(path: pathlib.Path, write) -> None:
+    """Call `write(temp_path)` on a temp file beside `path`, then rename it to `path`."""
+    with atomic_path(path) as tmp:
+        write(str(tmp))
 
 
 def write_model(model: OSMN, path) -> list:
@@ -55,7 +41,7 @@ def write_model(model: OSMN, path) -> list:
         raise UserError(f"{path}: the output must end in .keras or .weights.h5")
     path.parent.mkdir(parents=True, exist_ok=True)
     config_path = path.parent / CONFIG_NAME
-    _atomic_write(path, ".weights.h5", model.save_weights)
+    _atomic_write(path, model.save_weights)
     text = json.dumps({"model_config": model.model_config}, indent=2, sort_keys=True)
-    _atomic_write(config_path, ".json", lambda tmp: pathlib.Path(tmp).write_text(text + "\n"))
+    _atomic_write(config_path, lambda tmp: pathlib.Path(tmp).write_text(text + "\n"))
     return [path, config_path]

@@ -17,7 +17,6 @@ import json
 import os
 from typing import Optional
 
-import keras
 import numpy as np
 import tensorflow as tf
 from pycocotools import mask as mask_utils
@@ -29,6 +28,7 @@ from osmn.data.report import DataReport
 from osmn.errors import UserError
 from osmn.guides import spatial_guide
 from osmn.preprocessing import resize_image, resize_mask, to_model_input
+from osmn.progress import Progbar
 
 
 def instance_rle(segmentation, height: int, width: int) -> dict:
@@ -97,7 +97,7 @@ class CocoSource:
         image_rows = {}
         small = crowd = 0
         annotations = data["annotations"]
-        bar = keras.utils.Progbar(len(annotations), unit_name="annotation") if progress else None
+        bar = Progbar(len(annotations), unit_name="annotation") if progress else None
         for n, ann in enumerate(annotations):
             if bar is not None and ((n + 1) % 1000 == 0 or n + 1 == len(annotations)):
                 bar.update(n + 1)

@@ -71,27 +71,14 @@ def _strip(error, path) -> str:
 
 
 def read_mask(path):
-    """PIL mask (file or encoded bytes) -> (mode, uint8 array [H, W], palette [256, 3] uint8 or
-    None), or a `Problem`."""
-    import numpy as np
-    if not _exists(path):
-        return Problem("missing mask")
+    """Mask file (or encoded bytes) -> (mode "P" or "L", uint8 array [H, W], palette [256, 3]
+    uint8 or None), or a `Problem`. The rule of `osmn.io.decode_mask` (lossy and colour masks
+    refused), reported as a `Problem` instead of raised."""
+    from osmn.io import MaskError, decode_mask  # noqa: PLC0415
     try:
-        with Image.open(_open(path)) as mask:
-            if mask.format != "PNG":
-                return Problem("mask is not a PNG", str(mask.format))
-            mode = mask.mode
-            if mode in ("1", "LA"):  # 1-bit, or grey with an alpha channel: the grey values
-                mask = mask.convert("L")
-                mode = "L"
-            if mode not in ("P", "L"):
-                return Problem("mask is not an indexed (palette) or grey PNG", f"mode {mode}")
-            array = np.asarray(mask, dtype=np.uint8)
-            palette = None
-            if mode == "P":
-                raw = mask.getpalette() or []
-                raw = (list(raw) + [0] * 768)[:768]
-                palette = np.asarray(raw, np.uint8).reshape(256, 3)
-    except (OSError, SyntaxError, ValueError) as e:
-        return Problem("corrupt mask", f"{type(e).__name__}: {_strip(e, path)}")
-    return mode, array, palette
+        return decode_mask(path)
+    except MaskError as error:
+        detail = str(error)
+        if not isinstance(path, bytes):
+            detail = detail.replace(f"{path}: ", "", 1)
+        return Problem(error.problem, detail)

@@ -40,16 +40,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import pathlib
-import shutil
-import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from osmn.errors import UserError
+from osmn.io import atomic_dir, davis_palette  # noqa: F401 (davis_palette: re-exported)
 
 FAMILIES: Tuple[str, ...] = ("distractor", "twin")
 SHAPES: Tuple[str, ...] = ("ellipse", "rectangle", "triangle", "star", "cross", "hexagon")
@@ -442,20 +440,14 @@ def generate_videos(family: str, num_videos: int, seed: int, frames: int = DEFAU
         raise UserError(f"seed must be an integer >= 0, got {seed!r}")
     bar = None
     if progress:
-        import keras  # noqa: PLC0415 (only for the progress bar)
-        bar = keras.utils.Progbar(num_videos, unit_name="video")
+        from osmn.progress import Progbar  # noqa: PLC0415
+        bar = Progbar(num_videos, unit_name="video")
     videos = []
     for i in range(num_videos):
         videos.append(generate_video(family, seed, i, frames, height, width))
         if bar is not None:
             bar.update(i + 1)
     return videos
-
-
-def davis_palette() -> np.ndarray:
-    """[256, 3] uint8, the DAVIS 2017 annotation palette (shared with `osmn.inference`)."""
-    from osmn.inference.masks import davis_palette as palette  # noqa: PLC0415
-    return palette()
 
 
 def write_davis(root, splits: Dict[str, Sequence[SyntheticVideo]],
@@ -482,9 +474,7 @@ def write_davis(root, splits: Dict[str, Sequence[SyntheticVideo]],
     names = [v.name for videos in splits.values() for v in videos]
     if len(names) != len(set(names)):
         raise UserError("a sequence appears twice in the splits")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    temp = pathlib.Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-    try:
+    with atomic_dir(root) as temp:
         palette = davis_palette().reshape(-1).tolist()
         sets = temp / "ImageSets" / "2017"
         sets.mkdir(parents=True)
@@ -504,8 +494,4 @@ def write_davis(root, splits: Dict[str, Sequence[SyntheticVideo]],
                     mask.putpalette(palette)
                     mask.save(mask_dir / f"{t:05d}.png")
             (sets / f"{split}.txt").write_text("".join(f"{v.name}\n" for v in videos))
-        os.replace(temp, root)
-    finally:
-        if temp.exists():
-            shutil.rmtree(temp)
     return root

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -38,6 +37,7 @@ from osmn.data.images import Problem, check_image
 from osmn.data.report import DataReport
 from osmn.data.video_samples import VideoSequence, VideoSource
 from osmn.errors import UserError
+from osmn.progress import Progbar
 
 PREFIX = "tfds:"
 MIN_DAVIS_VERSION = "2.1.0"  # TFDS davis release notes: 2.0.0 reordered ids, 2.1.0 fixed it.
@@ -137,7 +137,7 @@ class CocoPanopticSource:
         self._records = records
         samples = []
         crowd = small = stuff = 0
-        bar = keras.utils.Progbar(len(records), unit_name="image") if progress else None
+        bar = Progbar(len(records), unit_name="image") if progress else None
         for i in range(len(records)):
             if bar is not None and ((i + 1) % 500 == 0 or i + 1 == len(records)):
                 bar.update(i + 1)

@@ -28,7 +28,6 @@ import dataclasses
 import os
 from typing import Dict, List, Optional
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -38,6 +37,7 @@ from osmn.data.images import Problem, check_image, read_mask
 from osmn.data.report import DataReport
 from osmn.guides import spatial_guide
 from osmn.preprocessing import resize_image, resize_mask, to_model_input
+from osmn.progress import Progbar
 
 VOID = config.VOID_LABEL
 
@@ -94,7 +94,7 @@ def _scan_frame(image, mask, names, check_images: str, report: DataReport):
 
 
 def _progress(iterable, total, enabled):
-    bar = keras.utils.Progbar(total, unit_name="frame") if enabled and total else None
+    bar = Progbar(total, unit_name="frame") if enabled and total else None
     for i, item in enumerate(iterable):
         yield item
         if bar is not None and (i + 1 == total or (i + 1) % 50 == 0):

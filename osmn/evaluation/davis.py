@@ -5,7 +5,7 @@ Follows `davis2017-evaluation` (`evaluation.py: DAVISEvaluation.evaluate`, `davi
 * sequences: `DAVIS_ROOT/ImageSets/<year>/<set>.txt`;
 * ground truth: `DAVIS_ROOT/Annotations/<resolution>/<seq>/*.png`, one object per id
   1..max(first frame) (void 255 set to background first); DAVIS 2016 grey 0/255 masks are read as
-  one object (`osmn.inference.masks.read_mask`);
+  one object (`osmn.io.read_mask`);
 * results: `RESULTS/<seq>/<frame>.png` for every ground-truth frame, object i = pixels == i; an
   id above the sequence's number of objects is an error, as in the official code;
 * the FIRST and the LAST frame of every sequence are excluded (the official `[:, 1:-1]`): the
@@ -29,7 +29,7 @@ import numpy as np
 from osmn import config
 from osmn.errors import UserError
 from osmn.evaluation.metrics import boundary_f, jaccard, statistics
-from osmn.inference.masks import read_mask
+from osmn.io import read_mask
 
 YEARS = ("2016", "2017")
 STATISTICS = ("Mean", "Recall", "Decay")

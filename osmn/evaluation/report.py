@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from osmn.evaluation.davis import ObjectResult, overall
-from osmn.inference.masks import atomic_save
+from osmn.io import atomic_save
 
 COLUMNS = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
 TIME_POINTS = 100  # Display choice: samples of the normalised-time axis.

@@ -12,17 +12,15 @@ outputs:
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import shutil
-import tempfile
 from typing import Callable, Dict
 
 import numpy as np
 import tensorflow as tf
 
 from osmn import config
-from osmn.errors import UserError
+from osmn.errors import UserError  # noqa: F401 (documented in Raises)
+from osmn.io import atomic_dir
 from osmn.export.serving_module import OSMNServingModule
 from osmn.preprocessing import to_model_input
 
@@ -121,27 +119,7 @@ def write_folder(target, write: Callable[[pathlib.Path], dict], overwrite: bool 
         UserError: `target` exists without `overwrite`, or its parent is not writable.
     """
     target = pathlib.Path(target)
-    if target.exists() and not overwrite:
-        raise UserError(f"{target}: already exists (pass --overwrite to replace it)")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    except OSError as error:
-        raise UserError(f"{target.parent}: cannot write the export ({error.strerror})") \
-            from error
-    old = None
-    try:
+    with atomic_dir(target, overwrite=overwrite) as tmp:
         info = write(tmp)
         (tmp / METADATA_NAME).write_text(json.dumps(info, indent=2))
-        tmp.chmod(0o755)
-        if target.exists():
-            old = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.old-",
-                                                dir=target.parent))
-            os.rename(target, old / "export")
-        os.rename(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
     return target

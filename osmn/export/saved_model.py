@@ -7,8 +7,9 @@
         assets.extra/osmn_export.json   <- what this export is (TF Serving ignores assets.extra)
       2/ ...
 
-A version is written to a hidden temporary folder inside `export_dir` (TF Serving only looks at
-all-digit folder names, so it never sees a half-written export), checked, then renamed into place.
+A version is written to a hidden temporary folder BESIDE `export_dir` (`osmn.io.atomic_dir`), so
+the folder TF Serving watches never holds anything but complete versions; it is checked, then
+renamed into place. A killed export's temporary folder is removed by the next export.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import shutil
-import tempfile
 from typing import Optional
 
 import numpy as np
@@ -25,6 +24,7 @@ import tensorflow as tf
 
 from osmn import config
 from osmn.errors import UserError
+from osmn.io import atomic_dir
 from osmn.export.serving_module import SIGNATURES, OSMNServingModule
 from osmn.preprocessing import to_model_input
 
@@ -146,30 +146,15 @@ def export_saved_model(model, export_dir, version: Optional[int] = None, overwri
         raise UserError(f"{export_dir}: --export_dir exists and is not a folder")
     try:
         export_dir.mkdir(parents=True, exist_ok=True)
-        tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=export_dir))
     except OSError as error:
         raise UserError(f"{export_dir}: cannot write the export ({error.strerror})") from error
-    old = None
-    try:
+    # Staged beside export_dir, not in it: TF Serving watches export_dir and must see only
+    # complete versions.
+    with atomic_dir(target, overwrite=overwrite, stage_in=export_dir.parent) as tmp:
         module = OSMNServingModule(model)
         tf.saved_model.save(module, str(tmp), signatures=module.signatures())
         (tmp / METADATA_PATH).parent.mkdir(exist_ok=True)
         (tmp / METADATA_PATH).write_text(json.dumps(_metadata(model, version, source), indent=2))
         if verify:
             verify_export(tmp, model)
-        tmp.chmod(0o755)  # mkdtemp makes it owner-only; a server may run as another user.
-        if target.exists():
-            old = pathlib.Path(tempfile.mkdtemp(prefix=f".old-{version}-", dir=export_dir))
-            os.rename(target, old / "model")
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if old is not None:  # Put the previous version back.
-                os.rename(old / "model", target)
-            raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and target.exists():
-            shutil.rmtree(old, ignore_errors=True)
     return target

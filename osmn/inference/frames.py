@@ -56,6 +56,7 @@ class FrameSource:
         path: pathlib.Path. The given path.
         names: list of str. One name per frame (file stem, or 00000, ... for a video file).
         is_folder: bool.
+        fps: float or None. The frame rate of a video file (None for a folder of frames).
 
     Raises:
         UserError: missing path, a folder without frames, an unreadable video.
@@ -63,6 +64,7 @@ class FrameSource:
 
     def __init__(self, path):
         self.path = pathlib.Path(path)
+        self.fps: Optional[float] = None  # a video file's frame rate, when it says
         if self.path.is_dir():
             self.is_folder = True
             self._files = sorted(p for p in self.path.iterdir()
@@ -84,6 +86,8 @@ class FrameSource:
         imageio = _imageio()
         try:
             with imageio.get_reader(str(self.path)) as reader:
+                fps = reader.get_meta_data().get("fps")
+                self.fps = float(fps) if fps and fps > 0 else None
                 frames = [np.asarray(frame, np.uint8)[..., :3] for frame in reader]
         except Exception as error:
             raise UserError(f"{self.path}: unreadable video ({type(error).__name__})") from error

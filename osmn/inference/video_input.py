@@ -13,7 +13,8 @@ import numpy as np
 
 from osmn.errors import UserError
 from osmn.inference.frames import FrameSource, default_mask_path
-from osmn.inference.masks import davis_palette, object_ids, read_mask
+from osmn.inference.masks import object_ids
+from osmn.io import davis_palette, read_mask
 
 
 @dataclasses.dataclass

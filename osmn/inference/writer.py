@@ -19,11 +19,14 @@ from typing import List, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from osmn.inference.masks import atomic_save, write_mask
+from osmn.io import atomic_save, write_mask
 from osmn.inference.overlay import overlay as make_overlay
 
-ANIMATION_FPS = 10  # Display choice: frames per second of the GIF/mp4.
+ANIMATION_FPS = 10  # Display choice: frames per second of the GIF (kept small).
 ANIMATION_MAX_WIDTH = 480  # Display choice: GIF frames are shrunk to at most this width.
+# The mp4 plays at the source's frame rate and size; a folder of frames has no frame rate, and
+# this is DAVIS's (Perazzi et al. 2016: "24fps").
+FOLDER_FPS = 24.0
 _QUEUE_SIZE = 8  # Frames waiting to be written before `put` blocks (bounds memory).
 
 
@@ -38,13 +41,15 @@ class ResultWriter:
         overlay: bool. Also write overlay JPEGs and a GIF (and an mp4 when imageio-ffmpeg is
             installed).
         save_scores: bool. Also write each object's probability map as float32 .npy.
+        fps: float or None. The source's frame rate, for the mp4 (None: `FOLDER_FPS`).
 
     Use as a context manager: leaving the block (normally or by an exception) flushes the queue
     and joins the thread; an error of the thread is raised by `put` or on exit.
     """
 
     def __init__(self, root, sequence: str, palette: np.ndarray, object_ids: Sequence[int],
-                 overlay: bool = False, save_scores: bool = False):
+                 overlay: bool = False, save_scores: bool = False,
+                 fps: Optional[float] = None):
         self.root = pathlib.Path(root)
         self.sequence = sequence
         self.palette = np.asarray(palette, np.uint8)
@@ -57,6 +62,9 @@ class ResultWriter:
         if overlay:
             self.overlay_dir.mkdir(parents=True, exist_ok=True)
         self._animation: List[Image.Image] = []
+        self.fps = float(fps) if fps else FOLDER_FPS
+        self._mp4 = None  # imageio writer, opened on the first overlay (mp4 at full size)
+        self._mp4_path = self.root / "overlays" / f"{sequence}.mp4"
         self._queue: "queue.Queue" = queue.Queue(maxsize=_QUEUE_SIZE)
         self._error: Optional[BaseException] = None
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -91,6 +99,7 @@ class ResultWriter:
         if self.overlay:
             image = Image.fromarray(make_overlay(frame, labels, self.palette))
             atomic_save(self.overlay_dir / f"{name}.jpg", lambda f: image.save(f, format="JPEG"))
+            self._append_mp4(np.asarray(image))
             if image.width > ANIMATION_MAX_WIDTH:
                 height = round(image.height * ANIMATION_MAX_WIDTH / image.width)
                 image = image.resize((ANIMATION_MAX_WIDTH, height), Image.BILINEAR)
@@ -107,25 +116,34 @@ class ResultWriter:
             self._queue.put(None)
             self._thread.join()
         self._raise_error()
+        self._close_mp4()
         if self.overlay and self._animation:
             self._write_animations()
+
+    def _append_mp4(self, image: np.ndarray) -> None:
+        """Stream one overlay into the mp4 (even size for H.264), if imageio-ffmpeg is there."""
+        if self._mp4 is None:
+            try:
+                import imageio.v2 as imageio  # noqa: PLC0415 (optional dependency)
+                import imageio_ffmpeg  # noqa: F401, PLC0415 (checks the ffmpeg plugin exists)
+            except ImportError:
+                self._mp4 = False
+                return
+            self._mp4 = imageio.get_writer(str(self._mp4_path), fps=self.fps,
+                                           macro_block_size=1)
+        if self._mp4 is not False:
+            self._mp4.append_data(image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2])
 
     def _write_animations(self):
         frames, self._animation = self._animation, []
         duration = int(1000 / ANIMATION_FPS)
         atomic_save(self.root / "overlays" / f"{self.sequence}.gif", lambda f: frames[0].save(
             f, format="GIF", save_all=True, append_images=frames[1:], duration=duration, loop=0))
-        try:
-            import imageio.v2 as imageio  # noqa: PLC0415 (optional dependency)
-            import imageio_ffmpeg  # noqa: F401, PLC0415 (checks the ffmpeg plugin exists) (checks that the ffmpeg plugin exists)
-        except ImportError:
-            return
-        path = self.root / "overlays" / f"{self.sequence}.mp4"
-        even = [np.asarray(im)[: im.height // 2 * 2, : im.width // 2 * 2] for im in frames]
-        with imageio.get_writer(str(path), fps=ANIMATION_FPS, macro_block_size=1) as writer:
-            for image in even:
-                writer.append_data(image)
-        self.mp4_written = True
+
+    def _close_mp4(self) -> None:
+        if self._mp4 not in (None, False):
+            self._mp4.close()
+            self.mp4_written = True
 
     def __enter__(self):
         return self
@@ -133,7 +151,8 @@ class ResultWriter:
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
             self.close()
-        else:  # Flush and stop the thread, but let the original error propagate.
+        else:  # Stop the thread, but let the original error propagate; no animations.
+            self._animation = []
             try:
                 self.close()
             except Exception:

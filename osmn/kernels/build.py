@@ -23,11 +23,12 @@ import pathlib
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 from typing import Optional, Tuple
 
 import tensorflow as tf
+
+from osmn.io import atomic_path
 
 SOURCE_DIR = pathlib.Path(__file__).parent
 # Set to 0 to never build or load a native kernel (the XLA formulations are used).
@@ -87,21 +88,13 @@ def build(name: str) -> pathlib.Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     print(f"osmn: building the native kernel {name} (once per TF version, ~10 s) into "
           f"{target.parent}", file=sys.stderr, flush=True)
-    handle, temporary = tempfile.mkstemp(suffix=".so.tmp", dir=target.parent)
-    os.close(handle)
-    try:
-        result = subprocess.run(compile_command(cxx, SOURCE_DIR / f"{name}.cc",
-                                                pathlib.Path(temporary)),
+    with atomic_path(target, executable=True) as temporary:
+        result = subprocess.run(compile_command(cxx, SOURCE_DIR / f"{name}.cc", temporary),
                                 capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
         if result.returncode != 0:
             errors = [line for line in result.stderr.splitlines() if "error" in line]
             raise RuntimeError(f"{cxx} failed on {name}.cc: "
                                f"{(errors or result.stderr.splitlines() or ['?'])[-1].strip()}")
-        os.chmod(temporary, 0o755)
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
     return target
 
 

@@ -9,13 +9,13 @@ Accepted by `load_osmn`:
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import tempfile
+import zipfile
 
 import keras
 
 from osmn.errors import UserError
+from osmn.io import atomic_path
 from osmn.model.osmn_model import OSMN
 
 
@@ -25,18 +25,17 @@ def save_osmn(model: OSMN, path) -> None:
     if path.suffix != ".keras":
         raise UserError(f"{path}: a model file must end in .keras")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".keras", dir=path.parent, prefix=f".{path.stem}.")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         model.save(tmp)
-        # mkstemp creates the file 0600; give it the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+
+
+def _complete_zip(path: pathlib.Path) -> bool:
+    """Whether `path` is a zip archive whose every member's CRC checks (a cut file is not)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        return False
 
 
 def with_working_size(model: OSMN, working_size) -> OSMN:
@@ -67,6 +66,9 @@ def load_osmn(path) -> OSMN:
             model = OSMN(json.loads(config_path.read_text()).get("model_config", {}))
             model.load_weights(path)
             return model
+        if path.suffix == ".keras" and not _complete_zip(path):
+            raise UserError(f"{path}: not a readable OSMN model (not a complete .keras file: "
+                            "truncated, or not the zip archive a .keras model is)")
         model = keras.saving.load_model(path, compile=False)
     except UserError:
         raise

@@ -32,6 +32,7 @@ import tensorflow as tf
 
 from osmn.config import TrainConfig
 from osmn.errors import UserError
+from osmn.io import atomic_write
 from osmn.model import OSMN, save_osmn
 
 CONFIG_NAME = "train_config.json"
@@ -43,15 +44,7 @@ def write_text_atomically(path, text: str) -> None:
     """Write `text` to `path` through a temporary file in the same folder and a rename."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a config is for everyone to read.
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(path, text)
 
 
 class RunCheckpoints:

@@ -45,6 +45,7 @@ from osmn.training.batch_norm import batch_norm_layers, recalibrate_batch_norm
 from osmn.training.devices import is_chief, set_precision
 from osmn.training.schedule import learning_rate_at, make_optimizer
 from osmn.training.summaries import SummaryWriter
+from osmn.progress import Progbar
 
 _LOG = logging.getLogger("osmn.training")
 
@@ -236,10 +237,10 @@ def train(train_config: TrainConfig, run_dir, dataset_fn: DatasetFn,
     else:
         initialise(model, train_config, imagenet_weights, log=log)
         first_step = 0
-    if chief:
-        ckpt_lib.write_run_config(run_dir, train_config)
     if first_step >= train_config.steps:
         # A finished run: no input pipeline and no traced step to build for zero steps.
+        if chief:
+            ckpt_lib.write_run_config(run_dir, train_config)
         log(f"nothing to do: {run_dir} is already at step {first_step} of {train_config.steps}")
         return TrainResult(first_step=first_step, step=first_step, loss=float("nan"),
                            losses=[], checkpoint=run.latest, run_dir=run_dir, model=model)
@@ -273,8 +274,11 @@ def train(train_config: TrainConfig, run_dir, dataset_fn: DatasetFn,
                    for v in (norm.moving_mean, norm.moving_variance)])
     dataset = strategy.experimental_distribute_dataset(
         dataset_fn(first_step).with_options(options))
+    # Written once the data is known to be usable: a failed start leaves no config behind.
+    if chief:
+        ckpt_lib.write_run_config(run_dir, train_config)
     summaries = SummaryWriter(run_dir, summary_every if chief else 0)
-    bar = keras.utils.Progbar(train_config.steps, stateful_metrics=["loss", "samples/s"],
+    bar = Progbar(train_config.steps, stateful_metrics=["loss", "samples/s"],
                               verbose=1 if progress else 0)
     step, loss_value, last_checkpoint, history = first_step, float("nan"), run.latest, []
     batches = iter(dataset)
