@@ -30,6 +30,12 @@ setup(
         "video": ["imageio==2.38.1", "imageio-ffmpeg==0.8.1"],
         "crf": ["pydensecrf2==1.1"],
         "portable": ["ai-edge-litert==2.3.0", "tf2onnx==1.17.0", "onnxruntime==1.32.0"],
+        # `.[app]`: the local web app (`osmn-app`, docs/app.md): Gradio for the page, OpenCV's
+        # GrabCut for box-to-mask, imageio for the overlay mp4; selenium drives the system's
+        # chromium in the app's browser test.
+        "app": ["gradio==6.31.0", "opencv-python-headless==5.1.0.95", "imageio==2.38.1",
+                "imageio-ffmpeg==0.8.1", "selenium==4.51.0"],
     },
+    entry_points={"console_scripts": ["osmn-app=osmn.app.cli:entry"]},
     license="MIT",
 )
