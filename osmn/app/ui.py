@@ -216,7 +216,7 @@ def build_app(model, work_size=None, max_frames: int = session_lib.MAX_FRAMES):
         try:
             zip_path = app.workdir / f"{app.name}_masks.zip"
             mp4_path = app.workdir / f"{app.name}_overlay.mp4"
-            count = session.write_masks_zip(zip_path)
+            count = session.write_masks_zip(zip_path, app.name)
             session.write_overlay_mp4(mp4_path)
         except UserError as error:
             fail(error)
@@ -237,11 +237,11 @@ def build_app(model, work_size=None, max_frames: int = session_lib.MAX_FRAMES):
         state = gr.State(None, delete_callback=_delete_state)
         with gr.Row():
             upload = gr.File(label="Video, zip of frames, or frame images",
-                             file_count="multiple", elem_id="upload")
+                             file_count="multiple", height=170, elem_id="upload")
             with gr.Column():
                 sample = gr.Button("Open the sample video", elem_id="open-sample")
                 mask_file = gr.File(label="Mask PNG (optional)", file_types=[".png"],
-                                    elem_id="mask-upload")
+                                    height=110, elem_id="mask-upload")
         status = gr.Markdown("Open a video to start.", elem_id="status")
         frame_slider = gr.Slider(0, 1, value=0, step=1, label="Frame", interactive=False,
                                  elem_id="frame")
@@ -251,8 +251,8 @@ def build_app(model, work_size=None, max_frames: int = session_lib.MAX_FRAMES):
                     label="Mask of this frame (one colour per object)", type="numpy",
                     image_mode="RGBA", format="png", sources=(), transforms=(),
                     layers=gr.LayerOptions(allow_additional_layers=False, layers=["mask"]),
-                    brush=gr.Brush(colors=brush_colours(), color_mode="fixed"),
-                    eraser=gr.Eraser(), elem_id="editor")
+                    brush=gr.Brush(colors=brush_colours(), color_mode="fixed", default_size=6),
+                    eraser=gr.Eraser(default_size=12), elem_id="editor")
                 with gr.Row():
                     grabcut_button = gr.Button("Fill with GrabCut", elem_id="grabcut")
                     clear_button = gr.Button("Clear mask", elem_id="clear")
