@@ -40,7 +40,9 @@ def _free_port() -> int:
 def server(tmp_path_factory):
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    env = dict(os.environ, GRADIO_TEMP_DIR=str(tmp_path_factory.mktemp("gradio")))
+    # The server's own temp folder, so that the tests can see its sessions' folders go.
+    env = dict(os.environ, GRADIO_TEMP_DIR=str(tmp_path_factory.mktemp("gradio")),
+               TMPDIR=str(tmp_path_factory.mktemp("server_tmp")))
     with open(log, "w") as out:
         process = subprocess.Popen(
             [sys.executable, str(REPO / "tools" / "app.py"), f"--port={port}",
@@ -57,7 +59,7 @@ def server(tmp_path_factory):
                 process.kill()
                 pytest.fail(f"the app did not start:\n{log.read_text()[-3000:]}")
             time.sleep(1)
-    yield url
+    yield url, pathlib.Path(env["TMPDIR"])
     process.terminate()
     try:
         process.wait(timeout=30)
@@ -68,7 +70,7 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client(server):
     from gradio_client import Client  # noqa: PLC0415
-    return Client(server, verbose=False)
+    return Client(server[0], verbose=False)
 
 
 def _editor(value):
@@ -218,11 +220,16 @@ def _wait_for(driver, condition, what, seconds=240):
         if value:
             return value
         time.sleep(0.3)
-    driver.save_screenshot(str(pathlib.Path(tempfile.gettempdir()) / "osmn_app_failure.png"))
+    try:
+        driver.save_screenshot(str(pathlib.Path(tempfile.gettempdir()) / "osmn_app_failure.png"))
+    except Exception:  # noqa: BLE001 (the browser may be gone)
+        pass
     pytest.fail(f"timed out waiting for {what}")
 
 
 def test_browser_open_sample_box_grabcut_segment(server, tmp_path):
+    url, server_tmp = server
+    before = set(server_tmp.glob("osmn-app-*"))
     driver = _browser()
     if driver is None:
         message = "chromium and chromedriver are needed (apt-get install chromium chromium-driver)"
@@ -236,7 +243,7 @@ def test_browser_open_sample_box_grabcut_segment(server, tmp_path):
         return driver.find_element(By.ID, "status").text
 
     try:
-        driver.get(server)
+        driver.get(url)
         _wait_for(driver, lambda: driver.find_elements(By.ID, "open-sample"), "the page")
         driver.find_element(By.ID, "open-sample").click()
         _wait_for(driver, lambda: "Opened" in status(), "the sample to open")
@@ -284,5 +291,9 @@ def test_browser_open_sample_box_grabcut_segment(server, tmp_path):
                 small = image.convert("RGB").resize((image.width // 2, image.height // 2),
                                                     Image.LANCZOS)
                 small.quantize(128).save(SCREENSHOT, optimize=True)
+        opened = set(server_tmp.glob("osmn-app-*")) - before
+        assert len(opened) == 1  # this tab's session folder
     finally:
         driver.quit()
+    # Closing the tab ends its session: its temp folder is removed.
+    _wait_for(driver, lambda: not any(p.exists() for p in opened), "the session's cleanup", 120)

@@ -222,3 +222,29 @@ def test_editor_layers_round_trip_and_strokes():
     # A canvas twice the frame's size is read back at the frame's size.
     big = np.repeat(np.repeat(layer, 2, axis=0), 2, axis=1)
     np.testing.assert_array_equal(labels_from_layers([big], labels.shape), labels)
+
+
+def test_closing_a_tab_cancels_its_run_and_removes_its_folder(short_video, model, first_mask):
+    import threading  # noqa: PLC0415
+    from osmn.app.ui import AppSession  # noqa: PLC0415
+    app = AppSession(short_video, model, WORK_SIZE, max_frames=100, name="clip")
+    assert app.workdir.is_dir()
+    started = threading.Event()
+    results = []
+
+    def on_frame(done, total):
+        started.set()
+        threading.Event().wait(0.2)  # a slow frame, so that the close lands mid-run
+
+    runner = threading.Thread(target=lambda: results.append(
+        app.session.propagate(0, first_mask, on_frame=on_frame)))
+    runner.start()
+    assert started.wait(120)
+    app.close()
+    runner.join(120)
+    assert results and results[0] < FRAMES - 1  # stopped early
+    for _ in range(100):
+        if not app.workdir.exists():
+            break
+        threading.Event().wait(0.1)
+    assert not app.workdir.exists()

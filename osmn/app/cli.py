@@ -6,6 +6,7 @@ Kept in the package rather than in tools/ because an installed console script mu
 
 from __future__ import annotations
 
+import logging
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -56,6 +57,7 @@ def main(argv):
     from osmn.model import load_osmn  # noqa: PLC0415
     from osmn.model.fast_inference import inference_model  # noqa: PLC0415
     model = inference_model(load_osmn(model_path_or_shipped(FLAGS.checkpoint)), FLAGS.precision)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not one line per request
     print(f"Serving on http://127.0.0.1:{FLAGS.port} (Ctrl-C stops).", flush=True)
     launch(build_app(model, work_size=work_size, max_frames=FLAGS.max_frames), FLAGS.port)
 

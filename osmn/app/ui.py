@@ -1,11 +1,10 @@
 """The web page: Gradio components wired to `osmn.inference.session` (which does the work).
 
 One `AppSession` per browser tab (a `gr.State`): its temp folder, its frames and its
-`SegmentationSession`. Closing the tab deletes the state, which cancels a running propagation
-and removes the temp folder.
+`SegmentationSession`. Closing the tab (Gradio's `unload` event, sent when the page's
+heartbeat connection drops) closes it: a running propagation is cancelled and the temp folder
+removed. Sessions without a page (API clients) are closed when Gradio expires their state.
 """
-
-from __future__ import annotations
 
 import os
 import pathlib
@@ -14,6 +13,7 @@ import tempfile
 import threading
 from typing import List, Optional
 
+import gradio as gr  # the optional extra: pip install -e ".[app]"
 import numpy as np
 
 from osmn.app.painting import brush_colours, labels_from_layers, layer_from_labels
@@ -24,6 +24,7 @@ from osmn.inference.frames import IMAGE_SUFFIXES
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SAMPLE_VIDEO = REPO / "data" / "davis_sample" / "JPEGImages" / "480p" / "car-shadow"
 CLOSE_WAIT_SECONDS = 120  # A closed tab's running propagation is awaited this long, then cleaned.
+STATE_SECONDS = 12 * 3600  # A session untouched this long is closed (API clients send no unload).
 
 HELP = """\
 **1** Open a video (mp4 / mov / avi / mkv, a zip of frames, or several frame images), or the
@@ -92,7 +93,6 @@ def _stage_uploads(files: List[str], workdir: pathlib.Path) -> pathlib.Path:
 
 def build_app(model, work_size=None, max_frames: int = session_lib.MAX_FRAMES):
     """The Gradio Blocks of the app, segmenting with `model` (an `osmn.model.OSMN`)."""
-    import gradio as gr  # noqa: PLC0415 (optional dependency: pip install -e ".[app]")
 
     def fail(error: Exception):
         raise gr.Error(str(error), print_exception=False)
@@ -111,20 +111,31 @@ def build_app(model, work_size=None, max_frames: int = session_lib.MAX_FRAMES):
         return (app, gr.update(maximum=count - 1, value=index, interactive=count > 1),
                 editor_value(app, index), app.session.overlay(index), status)
 
-    def open_path(path, app, name):
+    open_sessions = {}  # Gradio session hash -> AppSession, for the unload event
+
+    def open_path(path, app, name, request):
         if isinstance(app, AppSession):
             app.close()
         try:
             app = AppSession(path, model, work_size, max_frames, name)
         except UserError as error:
             fail(error)
+        for key in [k for k, v in open_sessions.items() if v.closed]:
+            del open_sessions[key]  # closed by state expiry
+        if request is not None and request.session_hash:
+            open_sessions[request.session_hash] = app
         frames = app.session.frames
         height, width = app.session._shape[:2]
         status = (f"Opened **{name}**: {len(frames)} frames, {width}x{height}, "
                   f"{frames.fps:g} fps. Make the mask of a frame, then Segment.")
         return view(app, 0, status) + (None, None)
 
-    def open_upload(files, app):
+    def close_tab(request: gr.Request):
+        app = open_sessions.pop(getattr(request, "session_hash", None), None)
+        if app is not None:
+            app.close()
+
+    def open_upload(files, app, request: gr.Request):
         if not files:
             fail(UserError("no file uploaded"))
         files = [str(f) for f in (files if isinstance(files, list) else [files])]
@@ -132,14 +143,14 @@ def build_app(model, work_size=None, max_frames: int = session_lib.MAX_FRAMES):
         try:
             path = _stage_uploads(files, staging)
             return open_path(path, app, pathlib.Path(files[0]).stem if len(files) == 1
-                             else "frames")
+                             else "frames", request)
         except UserError as error:
             fail(error)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
-    def open_sample(app):
-        return open_path(SAMPLE_VIDEO, app, SAMPLE_VIDEO.name)
+    def open_sample(app, request: gr.Request):
+        return open_path(SAMPLE_VIDEO, app, SAMPLE_VIDEO.name, request)
 
     def need(app) -> AppSession:
         if not isinstance(app, AppSession):
@@ -234,7 +245,7 @@ def build_app(model, work_size=None, max_frames: int = session_lib.MAX_FRAMES):
 
     with gr.Blocks(title="OSMN video segmentation", delete_cache=(600, 3600)) as demo:
         gr.Markdown("## OSMN: segment objects through a video\n" + HELP)
-        state = gr.State(None, delete_callback=_delete_state)
+        state = gr.State(None, time_to_live=STATE_SECONDS, delete_callback=_delete_state)
         with gr.Row():
             upload = gr.File(label="Video, zip of frames, or frame images",
                              file_count="multiple", height=170, elem_id="upload")
@@ -282,6 +293,7 @@ def build_app(model, work_size=None, max_frames: int = session_lib.MAX_FRAMES):
                              api_name="segment", concurrency_limit=4)
         cancel_button.click(cancel, [state], [status], api_name="cancel",
                             concurrency_limit=None, queue=False)
+        demo.unload(close_tab)
     return demo
 
 
@@ -290,7 +302,6 @@ def launch(demo, port: int = 7860, block: bool = True):
 
     Returns (FastAPI app, local URL, share URL) as `gr.Blocks.launch`.
     """
-    import gradio as gr  # noqa: PLC0415
     # Google-hosted fonts cannot be fetched offline: the system's fonts instead.
     theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
                               font_mono=["ui-monospace", "monospace"])
