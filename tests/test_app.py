@@ -23,6 +23,8 @@ import pytest
 
 from conftest import DAVIS_SAMPLE, REPO, SAMPLE_SEQUENCE
 
+pytestmark = pytest.mark.slow  # a server, a browser, and tools/infer.py: ~3 min on 2 cores
+
 IM_SIZE = "214,120"
 CLIENT_FRAMES = 8
 STARTUP_SECONDS = 300  # TF import and model load on a loaded 2-core machine
@@ -192,6 +194,13 @@ def test_client_bad_input_gives_a_message_and_the_server_lives_on(client, tmp_pa
     status = first.result()[3]
     assert status.startswith("Cancelled: frames 1-"), status
     assert "frames with masks (0-" in status
+
+
+def test_bad_flag_is_one_line_and_exit_code_2():
+    done = subprocess.run([sys.executable, str(REPO / "tools" / "app.py"), "--port=0"],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == "error: --port: must be in 1..65535, got 0"
 
 
 def _browser():

@@ -194,6 +194,7 @@ class SegmentationSession:
         self.seconds_per_frame = 0.0
         self._lock = threading.Lock()
         self._shape = frames.frame(0).shape
+        self._segmenter = None  # one per session: its per-frame step is traced once
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -246,7 +247,10 @@ class SegmentationSession:
             raise UserError("a segmentation of this video is already running")
         try:
             self.cancel.clear()
-            segmenter = make_segmenter(self.model, self.work_size, self.keep_last_guide)
+            if self._segmenter is None:
+                self._segmenter = make_segmenter(self.model, self.work_size,
+                                                 self.keep_last_guide)
+            segmenter = self._segmenter
             frame = self.frames.frame(start)
             segmenter.start(frame, labels)
             self.masks[start] = labels
