@@ -4,7 +4,6 @@ bad input, downloads; and the editor-layer <-> mask conversion of the app (osmn/
 The sample video's first 6 frames at a working size of 214x120 keep every test short.
 """
 
-import pathlib
 import shutil
 import zipfile
 

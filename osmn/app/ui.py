@@ -11,7 +11,7 @@ import pathlib
 import shutil
 import tempfile
 import threading
-from typing import List, Optional
+from typing import List
 
 import gradio as gr  # the optional extra: pip install -e ".[app]"
 import numpy as np

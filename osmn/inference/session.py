@@ -26,7 +26,6 @@ import zipfile
 from typing import Callable, List, Optional
 
 import numpy as np
-from PIL import Image
 
 from osmn.errors import UserError
 from osmn.inference.frames import (FRAME_NAME_DIGITS, IMAGE_SUFFIXES, VIDEO_SUFFIXES,
