@@ -168,6 +168,13 @@ def test_client_bad_input_gives_a_message_and_the_server_lives_on(client, tmp_pa
     empty.write_bytes(b"")
     with pytest.raises(AppError, match="empty.mp4"):
         client.predict([handle_file(str(empty))], api_name="/open_upload")
+    with pytest.raises(AppError, match="the folder holds no frames"):
+        client.predict([handle_file(str(text))], api_name="/open_folder")
+    folder = [handle_file(str(p)) for p in sorted(
+        (DAVIS_SAMPLE / "JPEGImages" / "480p" / SAMPLE_SEQUENCE).iterdir())[:3]] + [
+        handle_file(str(text))]
+    opened = client.predict(folder, api_name="/open_folder")
+    assert "3 frames, 854x480" in opened[3]
     client.predict(api_name="/open_sample")
     small = tmp_path / "small.png"
     from PIL import Image  # noqa: PLC0415

@@ -27,8 +27,8 @@ CLOSE_WAIT_SECONDS = 120  # A closed tab's running propagation is awaited this l
 STATE_SECONDS = 12 * 3600  # A session untouched this long is closed (API clients send no unload).
 
 HELP = """\
-**1** Open a video (mp4 / mov / avi / mkv, a zip of frames, or several frame images), or the
-sample. **2** On any frame (slider), paint each object in its own colour with the brush
+**1** Open a video (mp4 / mov / avi / mkv, a zip of frames, several frame images, or a folder
+of frames), or the sample. **2** On any frame (slider), paint each object in its own colour with the brush
 (eraser to fix), or draw a box around an object with its colour and press **Fill with
 GrabCut**, or upload a mask PNG. **3** **Segment from this frame**: the objects are followed to
 the end of the video. **4** Wrong somewhere? Go to that frame, repaint, segment again from
@@ -149,6 +149,14 @@ def build_app(model, work_size=None, max_frames: int = session_lib.MAX_FRAMES):
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
+    def open_folder(files, app, request: gr.Request):
+        # A folder upload also brings its other files (thumbnails, notes): frames only.
+        images = [str(f) for f in (files or [])
+                  if pathlib.Path(str(f)).suffix.lower() in IMAGE_SUFFIXES]
+        if not images:
+            fail(UserError(f"the folder holds no frames ({', '.join(IMAGE_SUFFIXES)})"))
+        return open_upload(images, app, request)
+
     def open_sample(app, request: gr.Request):
         return open_path(SAMPLE_VIDEO, app, SAMPLE_VIDEO.name, request)
 
@@ -251,6 +259,8 @@ def build_app(model, work_size=None, max_frames: int = session_lib.MAX_FRAMES):
                              file_count="multiple", height=170, elem_id="upload")
             with gr.Column():
                 sample = gr.Button("Open the sample video", elem_id="open-sample")
+                folder = gr.File(label="or a folder of frames", file_count="directory",
+                                 height=110, elem_id="folder-upload")
                 mask_file = gr.File(label="Mask PNG (optional)", file_types=[".png"],
                                     height=110, elem_id="mask-upload")
         status = gr.Markdown("Open a video to start.", elem_id="status")
@@ -282,6 +292,8 @@ def build_app(model, work_size=None, max_frames: int = session_lib.MAX_FRAMES):
         viewed = [state, frame_slider, editor, result, status]
         upload.upload(open_upload, [upload, state], viewed + [video, downloads],
                       api_name="open_upload")
+        folder.upload(open_folder, [folder, state], viewed + [video, downloads],
+                      api_name="open_folder")
         sample.click(open_sample, [state], viewed + [video, downloads], api_name="open_sample")
         frame_slider.release(show_frame, [frame_slider, state], viewed, api_name="show_frame")
         mask_file.upload(load_mask, [mask_file, frame_slider, state], [editor, status],
