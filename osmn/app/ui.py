@@ -113,19 +113,19 @@ def build_app(model, work_size=None, max_frames: int = session_lib.MAX_FRAMES):
 
     open_sessions = {}  # Gradio session hash -> AppSession, for the unload event
 
-    def open_path(path, app, name, request):
-        if isinstance(app, AppSession):
-            app.close()
+    def open_path(path, previous, name, request):
         try:
             app = AppSession(path, model, work_size, max_frames, name)
         except UserError as error:
-            fail(error)
+            fail(error)  # the previous video stays open
+        if isinstance(previous, AppSession):
+            previous.close()
         for key in [k for k, v in open_sessions.items() if v.closed]:
             del open_sessions[key]  # closed by state expiry
         if request is not None and request.session_hash:
             open_sessions[request.session_hash] = app
         frames = app.session.frames
-        height, width = app.session._shape[:2]
+        height, width = app.session.frame_shape[:2]
         status = (f"Opened **{name}**: {len(frames)} frames, {width}x{height}, "
                   f"{frames.fps:g} fps. Make the mask of a frame, then Segment.")
         return view(app, 0, status) + (None, None)
@@ -168,12 +168,14 @@ def build_app(model, work_size=None, max_frames: int = session_lib.MAX_FRAMES):
     def show_frame(index, app):
         app = need(app)
         index = int(index)
+        if not 0 <= index < len(app.session):
+            fail(UserError(f"frame {index}: the video has frames 0..{len(app.session) - 1}"))
         done = app.session.masks[index] is not None
         return view(app, index, f"Frame {index}" + (" (segmented)" if done else ""))
 
     def editor_labels(app: AppSession, editor) -> np.ndarray:
         layers = (editor or {}).get("layers") or []
-        return labels_from_layers(layers, app.session._shape, app.session.palette)
+        return labels_from_layers(layers, app.session.frame_shape, app.session.palette)
 
     def fill_grabcut(index, editor, app):
         app = need(app)
@@ -203,7 +205,7 @@ def build_app(model, work_size=None, max_frames: int = session_lib.MAX_FRAMES):
         if not file:
             fail(UserError("no mask uploaded"))
         try:
-            labels = session_lib.first_labels(file, app.session._shape)
+            labels = session_lib.first_labels(file, app.session.frame_shape)
         except UserError as error:
             fail(error)
         frame = app.session.frames.frame(index)

@@ -199,6 +199,11 @@ class SegmentationSession:
         return len(self.frames)
 
     @property
+    def frame_shape(self):
+        """(H, W, 3) of every frame."""
+        return self._shape
+
+    @property
     def running(self) -> bool:
         return self._lock.locked()
 
