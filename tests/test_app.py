@@ -175,6 +175,14 @@ def test_client_bad_input_gives_a_message_and_the_server_lives_on(client, tmp_pa
         handle_file(str(text))]
     opened = client.predict(folder, api_name="/open_folder")
     assert "3 frames, 854x480" in opened[3]
+    assert client.predict(2, api_name="/show_frame")[3] == "Frame 2"  # frames stay readable
+    one = client.predict([handle_file(str(FIRST_MASK.parent.parent.parent.parent / "JPEGImages"
+                                           / "480p" / SAMPLE_SEQUENCE / "00000.jpg"))],
+                         api_name="/open_upload")
+    assert "1 frames" in one[3]
+    editor, _ = client.predict(handle_file(str(FIRST_MASK)), 0, api_name="/load_mask")
+    result = client.predict(0, _editor(editor), api_name="/segment")  # nothing after frame 0
+    assert "1 frames with masks (0-0)" in result[3]
     client.predict(api_name="/open_sample")
     with pytest.raises(AppError, match="not a video"):  # a bad upload keeps the open video
         client.predict([handle_file(str(text))], api_name="/open_upload")

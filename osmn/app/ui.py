@@ -6,7 +6,6 @@ heartbeat connection drops) closes it: a running propagation is cancelled and th
 removed. Sessions without a page (API clients) are closed when Gradio expires their state.
 """
 
-import os
 import pathlib
 import shutil
 import tempfile
@@ -40,10 +39,13 @@ class AppSession:
     """One tab's video: temp folder, frames, masks. `close()` is idempotent."""
 
     def __init__(self, path, model, work_size, max_frames: int, name: str):
+        """`path`: a video, zip or folder; or a list of uploaded files (`_stage_uploads`)."""
         self.workdir = pathlib.Path(tempfile.mkdtemp(prefix="osmn-app-"))
         self.name = name
         self.closed = False
         try:
+            if isinstance(path, list):
+                path = _stage_uploads(path, self.workdir, max_frames)
             frames = session_lib.open_frames(path, self.workdir, max_frames)
             self.session = session_lib.SegmentationSession(frames, model, work_size=work_size)
         except BaseException:
@@ -74,10 +76,13 @@ def _delete_state(value) -> None:
         value.close()
 
 
-def _stage_uploads(files: List[str], workdir: pathlib.Path) -> pathlib.Path:
-    """One uploaded file as is; several frame images linked into one folder."""
+def _stage_uploads(files: List[str], workdir: pathlib.Path, max_frames: int) -> pathlib.Path:
+    """One uploaded video or zip as is; frame images copied into one folder of the session
+    (Gradio's cache, where uploads land, is emptied on its own schedule)."""
     if len(files) == 1 and pathlib.Path(files[0]).suffix.lower() not in IMAGE_SUFFIXES:
         return pathlib.Path(files[0])
+    if len(files) > max_frames:
+        raise UserError(f"{len(files)} frames; the limit is {max_frames}")
     folder = workdir / "uploaded"
     folder.mkdir()
     for file in files:
@@ -87,7 +92,7 @@ def _stage_uploads(files: List[str], workdir: pathlib.Path) -> pathlib.Path:
                             f"({', '.join(IMAGE_SUFFIXES)})")
         if (folder / file.name).exists():
             raise UserError(f"{file.name}: two frames of that name")
-        os.symlink(file.resolve(), folder / file.name)
+        shutil.copyfile(file, folder / file.name)
     return folder
 
 
@@ -108,7 +113,8 @@ def build_app(model, work_size=None, max_frames: int = session_lib.MAX_FRAMES):
     def view(app: AppSession, index: int, status: str):
         """Outputs shared by every handler that changes the video or the frame."""
         count = len(app.session)
-        return (app, gr.update(maximum=count - 1, value=index, interactive=count > 1),
+        # A slider needs maximum > minimum: a one-frame video gets 0..1, frozen at 0.
+        return (app, gr.update(maximum=max(count - 1, 1), value=index, interactive=count > 1),
                 editor_value(app, index), app.session.overlay(index), status)
 
     open_sessions = {}  # Gradio session hash -> AppSession, for the unload event
@@ -139,15 +145,8 @@ def build_app(model, work_size=None, max_frames: int = session_lib.MAX_FRAMES):
         if not files:
             fail(UserError("no file uploaded"))
         files = [str(f) for f in (files if isinstance(files, list) else [files])]
-        staging = pathlib.Path(tempfile.mkdtemp(prefix="osmn-upload-"))
-        try:
-            path = _stage_uploads(files, staging)
-            return open_path(path, app, pathlib.Path(files[0]).stem if len(files) == 1
-                             else "frames", request)
-        except UserError as error:
-            fail(error)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        return open_path(files, app, pathlib.Path(files[0]).stem if len(files) == 1
+                         else "frames", request)
 
     def open_folder(files, app, request: gr.Request):
         # A folder upload also brings its other files (thumbnails, notes): frames only.
@@ -224,7 +223,8 @@ def build_app(model, work_size=None, max_frames: int = session_lib.MAX_FRAMES):
         index = int(index)
         labels = editor_labels(app, editor)
         session = app.session
-        progress((0, len(session) - index - 1), desc="Segmenting", unit="frames")
+        if index < len(session) - 1:
+            progress((0, len(session) - index - 1), desc="Segmenting", unit="frames")
         try:
             last = session.propagate(
                 index, labels, on_frame=lambda done, total: progress(
