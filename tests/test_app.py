@@ -176,6 +176,14 @@ def test_client_bad_input_gives_a_message_and_the_server_lives_on(client, tmp_pa
     opened = client.predict(folder, api_name="/open_folder")
     assert "3 frames, 854x480" in opened[3]
     assert client.predict(2, api_name="/show_frame")[3] == "Frame 2"  # frames stay readable
+    import imageio.v2 as imageio  # noqa: PLC0415
+    clip = tmp_path / "clip.mp4"
+    with imageio.get_writer(str(clip), fps=12, macro_block_size=1) as writer:
+        for path in sorted((DAVIS_SAMPLE / "JPEGImages" / "480p" / SAMPLE_SEQUENCE).iterdir())[:4]:
+            writer.append_data(imageio.imread(path))
+    opened = client.predict([handle_file(str(clip))], api_name="/open_upload")
+    assert "**clip**: 4 frames, 854x480, 12 fps" in opened[3]
+    assert client.predict(3, api_name="/show_frame")[3] == "Frame 3"
     one = client.predict([handle_file(str(FIRST_MASK.parent.parent.parent.parent / "JPEGImages"
                                            / "480p" / SAMPLE_SEQUENCE / "00000.jpg"))],
                          api_name="/open_upload")
