@@ -157,7 +157,7 @@ def test_client_upload_mask_segment_download_matches_infer(client, tmp_path):
     assert (again[later][:, :450] > 0).sum() < (got[later][:, :450] > 0).sum()
 
 
-def test_client_bad_input_gives_a_message_and_the_server_lives_on(client, tmp_path):
+def test_client_uploads_and_bad_input_messages_server_lives_on(client, tmp_path):
     from gradio_client import handle_file  # noqa: PLC0415
     from gradio_client.exceptions import AppError  # noqa: PLC0415
     text = tmp_path / "notes.txt"
