@@ -36,7 +36,13 @@ setup(
         # `tools/segment_many.py`: many videos on Apache Beam (docs/batch.md). 2.77 installs
         # with TF 2.21 (numpy < 2.5, protobuf 6.x); it needs pillow < 13 (requirements.txt).
         "beam": ["apache-beam==2.77.0"],
+        # `.[app]`: the local web app (`osmn-app`, docs/app.md): Gradio for the page, OpenCV's
+        # GrabCut for box-to-mask, imageio for the overlay mp4; selenium drives the system's
+        # chromium in the app's browser test.
+        "app": ["gradio==6.31.0", "opencv-python-headless==5.1.0.95", "imageio==2.38.1",
+                "imageio-ffmpeg==0.8.1", "selenium==4.51.0"],
     },
-    entry_points={"console_scripts": ["osmn-segment-many=osmn_tools.segment_many:entry"]},
+    entry_points={"console_scripts": ["osmn-segment-many=osmn_tools.segment_many:entry",
+                                      "osmn-app=osmn.app.cli:entry"]},
     license="MIT",
 )

@@ -1,0 +1,66 @@
+"""The flags of `osmn-app` / `python tools/app.py` (the web app, docs/app.md).
+
+Kept in the package rather than in tools/ because an installed console script must import it;
+`tools/app.py` is a shim that calls `entry()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Gradio must not phone home: no analytics, no update check (the app runs offline).
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from absl import flags  # noqa: E402
+
+from osmn.cli import SHIPPED_MODEL, model_path_or_shipped, no_extra_arguments, run_tool  # noqa: E402
+from osmn.errors import UserError  # noqa: E402
+from osmn.inference.session import MAX_FRAMES  # noqa: E402
+
+flags.DEFINE_integer("port", 7860, "Port on 127.0.0.1.")
+flags.DEFINE_string("checkpoint", None, f"OSMN model (.keras). Default: {SHIPPED_MODEL}.")
+flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"],
+                  "Compute precision (as tools/infer.py --precision).")
+flags.DEFINE_list("im_size", None, "Working size W,H (as tools/infer.py --im_size); default: "
+                  "each frame at its own size.")
+flags.DEFINE_integer("max_frames", MAX_FRAMES, "Longer videos are refused (memory and disk).")
+FLAGS = flags.FLAGS
+
+
+def _im_size(values):
+    if values is None:
+        return None
+    try:
+        width, height = (int(v) for v in values)
+    except ValueError:
+        raise UserError(f"--im_size: expected W,H (two integers), got {','.join(values)}") from None
+    if width < 32 or height < 32:
+        raise UserError(f"--im_size: width and height must be >= 32, got {width}x{height}")
+    return width, height
+
+
+def main(argv):
+    no_extra_arguments(argv)
+    if not 1 <= FLAGS.port <= 65535:
+        raise UserError(f"--port: must be in 1..65535, got {FLAGS.port}")
+    if FLAGS.max_frames < 1:
+        raise UserError(f"--max_frames: must be >= 1, got {FLAGS.max_frames}")
+    work_size = _im_size(FLAGS.im_size)
+    try:
+        import gradio  # noqa: F401, PLC0415
+    except ImportError:
+        raise UserError('the app needs its optional packages: pip install -e ".[app]"') from None
+    from osmn.app.ui import build_app, launch  # noqa: PLC0415
+    from osmn.model import load_osmn  # noqa: PLC0415
+    from osmn.model.fast_inference import inference_model  # noqa: PLC0415
+    model = inference_model(load_osmn(model_path_or_shipped(FLAGS.checkpoint)), FLAGS.precision)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not one line per request
+    print(f"Serving on http://127.0.0.1:{FLAGS.port} (Ctrl-C stops).", flush=True)
+    launch(build_app(model, work_size=work_size, max_frames=FLAGS.max_frames), FLAGS.port)
+
+
+def entry():
+    run_tool(main)
