@@ -51,8 +51,8 @@ from osmn.errors import UserError  # noqa: E402
 from osmn.guides import spatial_guide, visual_guide  # noqa: E402
 from osmn.losses import balanced_cross_entropy  # noqa: E402
 from osmn.model import OSMN, load_osmn  # noqa: E402
-from osmn.model.fast_inference import (PRECISION_POLICIES, XLA_BY_DEFAULT,  # noqa: E402
-                                       make_inference_fn)
+from osmn.inference.engine import (PRECISION_POLICIES, LocalEngine,  # noqa: E402
+                                   default_jit_compile, segment_objects)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Smoke test: width 1/16, tiny sizes, 2 runs, 3 fine-tuning "
@@ -124,13 +124,13 @@ def segmentation_speed(models: dict, sizes, precisions, max_objects, runs, warmu
         max_objects, models["osmn"].gamma_size)), tf.float32)
     for precision in precisions:
         trunk = bare_trunk(precision)
-        osmn_fns = make_inference_fn(models["osmn"], precision)
-        plain_fns = make_inference_fn(models["plain"], precision)
-        xla_default = XLA_BY_DEFAULT[precision]
-        flipped_fns = make_inference_fn(models["osmn"], precision,
-                                        jit_compile=not xla_default) if use_xla else None
+        osmn_fns = LocalEngine(models["osmn"], precision)
+        plain_fns = LocalEngine(models["plain"], precision)
+        xla_default = default_jit_compile(models["osmn"], precision)
+        flipped_fns = LocalEngine(models["osmn"], precision,
+                                  jit_compile=not xla_default) if use_xla else None
         # With the native modulation kernel as the default, the XLA pass beside it.
-        xla_pass_fns = (make_inference_fn(models["osmn"], precision, modulation_kernel="xla")
+        xla_pass_fns = (LocalEngine(models["osmn"], precision, modulation_kernel="xla")
                         if osmn_fns.modulation_kernel == "native" else None)
         for index, (height, width) in enumerate(sizes):
             image, guides = frame_inputs(max_objects, height, width)
@@ -151,8 +151,8 @@ def segmentation_speed(models: dict, sizes, precisions, max_objects, runs, warmu
                     lambda: xla_pass_fns.segment(image, guides[:1], gammas[:1])[0].numpy())
             if use_eager and index == 0 and precision == "float32":
                 model = models["osmn"]
-                candidates["osmn_k1_eager"] = lambda: tf.sigmoid(model.segment_objects(
-                    image, guides[:1], gammas[:1])).numpy()
+                candidates["osmn_k1_eager"] = lambda: tf.sigmoid(segment_objects(
+                    model, image, guides[:1], gammas[:1])).numpy()
             print(f"timing {precision} {height}x{width}: {', '.join(candidates)}", flush=True)
             t = time_interleaved(candidates, runs, warmup)
             macs = segmentation_macs(models["osmn"].model_config, height, width)
@@ -193,7 +193,7 @@ def segmentation_speed(models: dict, sizes, precisions, max_objects, runs, warmu
                     t["osmn_k1_flipped_xla"]["median_s"] / one)
             if "osmn_k1_eager" in t:
                 entry["ratios"]["eager_over_default"] = t["osmn_k1_eager"]["median_s"] / one
-            entry["trace_count"] = osmn_fns.trace_count()
+            entry["trace_count"] = osmn_fns.trace_count
             results.setdefault(precision, {})[f"{height}x{width}"] = entry
             print(f"  peak RSS so far {peak_rss_mb():.0f} MiB", flush=True)
     return results
@@ -203,7 +203,7 @@ def modulator_cost(model, runs, warmup) -> dict:
     guide = tf.constant(np.random.default_rng(1).normal(0, 60, (1, 224, 224, 3)), tf.float32)
     out = {}
     for precision in PRECISION_POLICIES:
-        fns = make_inference_fn(model, precision)
+        fns = LocalEngine(model, precision)
         out[precision] = time_interleaved({"modulator": lambda: fns.modulate(guide).numpy()},
                                           runs, warmup)["modulator"]
     return out
@@ -278,7 +278,7 @@ def bfloat16_accuracy(model, source: str, frames: int) -> dict:
     both precisions (the same inputs, so differences are the precision's alone)."""
     from osmn.preprocessing import to_model_input  # noqa: PLC0415
     rgb, masks = load_sample(frames)
-    f32, bf16 = make_inference_fn(model, "float32"), make_inference_fn(model, "bfloat16")
+    f32, bf16 = LocalEngine(model, "float32"), LocalEngine(model, "bfloat16")
     first_guide = visual_guide(tf.constant(rgb[0], tf.float32),
                                tf.constant(masks[0][..., None], tf.uint8))[None]
     gamma32, gamma16 = f32.modulate(first_guide), bf16.modulate(first_guide)
