@@ -45,6 +45,7 @@ from common import (QUICK_WIDTH, bare_trunk, entry, environment, frame_inputs,  
                     he_randomize, host_tag, parse_sizes, trunk_macs, write_json)
 from flops import objects_macs, segmentation_macs  # noqa: E402
 import portable  # noqa: E402  (benchmarks/portable.py: the portable section)
+from tool_loop import sample_frames, tool_loop  # noqa: E402
 from timing import paired_ratio, peak_rss_mb, stability, time_interleaved  # noqa: E402
 from osmn import config  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
@@ -67,6 +68,8 @@ flags.DEFINE_integer("matmul_size", 4096, "Side of the square matmul ceiling.")
 flags.DEFINE_bool("xla", True, "Also time the per-frame function with XLA flipped from its "
                   "per-precision default (first size).")
 flags.DEFINE_bool("eager", True, "Also time eager (untraced) segment_objects (first size, f32).")
+flags.DEFINE_integer("loop_frames", 12, "Sample frames through tools/infer.py's whole driver "
+                     "loop (the tool-loop section; 0: only its step against the bare call).")
 flags.DEFINE_integer("accuracy_frames", 40, "Frames of the sample sequence for bf16 vs f32.")
 flags.DEFINE_string("checkpoint", "data/sample_model.keras",
                     "Trained model for the bfloat16 accuracy check (random tiny if missing).")
@@ -391,6 +394,17 @@ def _main_rows(result: dict) -> list:
             if "xla_modulation_pass_over_default" in r:
                 rows.append((p, "XLA pass / native pass (frame)",
                              f"{r['xla_modulation_pass_over_default']:.3f}"))
+    for precision, loop in result.get("tool_loop", {}).items():
+        paired = loop["tool_step_over_bare_paired"]
+        rows.append((f"tool loop {precision}", "VideoSegmenter.step / bare segment",
+                     f"{loop['tool_step_over_bare']:.3f}; per round {paired['median']:.3f} "
+                     f"({paired['q1']:.3f}-{paired['q3']:.3f}) (target <= 1.05; "
+                     f"{loop['path']})"))
+        if "driver_loop" in loop:
+            d = loop["driver_loop"]
+            rows.append((f"tool loop {precision}", f"driver loop, {d['frames']} frames",
+                         f"{d['wall_per_step_s']:.3f} s/frame wall, "
+                         f"{d['wall_per_step_over_bare']:.3f} x the bare call"))
     for precision, m in result["modulator"].items():
         rows.append(("modulator", f"one object {precision}", f"{m['median_s']:.3f} s"))
     if "finetune" in result:
@@ -426,7 +440,7 @@ def run(quick: bool, sizes, runs: int, warmup: int, max_objects: int, finetune_s
         matmul_size: int, use_xla: bool, use_eager: bool, accuracy_frames: int,
         checkpoint: str, output_dir, tag=None, with_portable: bool = True,
         portable_size=portable.DEFAULT_FRAME, portable_objects: int = portable.DEFAULT_OBJECTS,
-        only_portable: bool = False) -> dict:
+        only_portable: bool = False, loop_frames: int = 12) -> dict:
     if quick:
         sizes, runs, finetune_steps = [(65, 97), (64, 64)], min(runs, 2), min(finetune_steps, 3)
         matmul_size, accuracy_frames = min(matmul_size, 512), min(accuracy_frames, 4)
@@ -453,6 +467,13 @@ def run(quick: bool, sizes, runs: int, warmup: int, max_objects: int, finetune_s
     result["segmentation"] = segmentation_speed(
         {"osmn": osmn, "plain": plain}, sizes, list(PRECISION_POLICIES), max_objects, runs,
         warmup, use_xla, use_eager, result["matmul_ceiling"])
+    # The tool's own per-frame call against the engine's bare call, at the sample's size.
+    rgb, labels = sample_frames(max(loop_frames, 4), sizes[0] if quick else None)
+    result["tool_loop"] = {}
+    for precision in PRECISION_POLICIES:
+        print(f"timing the tool loop, {precision}", flush=True)
+        result["tool_loop"][precision] = tool_loop(osmn, precision, rgb, labels, runs,
+                                                   0 if quick else loop_frames)
     # ru_maxrss only grows: each value is the peak up to the end of that section.
     result["peak_rss_mib_after"] = {"segmentation": peak_rss_mb()}
     result["modulator"] = modulator_cost(osmn, runs, warmup)
@@ -491,7 +512,7 @@ def main(argv):
     run(FLAGS.quick, parse_sizes(FLAGS.sizes), FLAGS.runs, FLAGS.warmup, FLAGS.max_objects,
         FLAGS.finetune_steps, FLAGS.matmul_size, FLAGS.xla, FLAGS.eager, FLAGS.accuracy_frames,
         FLAGS.checkpoint, FLAGS.output_dir, FLAGS.tag, FLAGS.portable or FLAGS.only_portable,
-        portable_size, FLAGS.portable_objects, FLAGS.only_portable)
+        portable_size, FLAGS.portable_objects, FLAGS.only_portable, FLAGS.loop_frames)
 
 
 if __name__ == "__main__":

@@ -106,6 +106,11 @@ def test_quick_benchmark_writes_a_complete_result(tmp_path):
     assert all(len(v["runs_s"]) == result["runs"] for v in t.values())
     assert 0 < result["matmul_ceiling"]["bfloat16"]["gflops"]
     assert result["finetune"]["steps"] == 3
+    loop = result["tool_loop"]["bfloat16"]  # the tool's own per-frame call, measured
+    assert loop["tool_step_over_bare"] == pytest.approx(
+        loop["times"]["tool_step"]["median_s"] / loop["times"]["bare_segment"]["median_s"])
+    assert loop["precision"] == "bfloat16" and loop["trace_count"] == 1
+    assert "VideoSegmenter.step / bare segment" in done.stdout
     accuracy = result["bfloat16_accuracy"]
     assert accuracy["frames"] == 3 and "random" in accuracy["model"]
     assert 0 <= accuracy["mask_iou_bf16_vs_f32_min"] <= 1
