@@ -95,11 +95,15 @@ def main(argv):
     env = environment()
     result = {"environment": env, "command": " ".join(sys.argv),
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
-              "precision_choice": {}, "tool_loop": {}}
-    for backbone in FLAGS.backbones:
-        result["precision_choice"][backbone] = precision_choice(backbone, width, size, runs)
-        print(result["precision_choice"][backbone]["auto_candidate"], "auto;",
-              result["precision_choice"][backbone]["fastest_candidate"], "fastest", flush=True)
+              "tool_loop": {}, "precision_choice": {}}
+    tag = FLAGS.tag or (f"engine-{host_tag(env, quick)}-"
+                        f"{datetime.date.today().isoformat()}")
+    output = REPO / FLAGS.output_dir
+
+    def save():  # after every section: a run stopped half-way keeps what it measured
+        env["load_average_end"] = list(os.getloadavg())
+        return write_json(result, output, tag)
+
     rgb, labels = sample_frames(max(FLAGS.loop_frames, 4), size if quick else None)
     vgg = _model("vgg16", width, seed=1)
     for precision in FLAGS.tool_precisions:
@@ -108,14 +112,18 @@ def main(argv):
                                                    0 if quick else FLAGS.loop_frames)
         print(f"  step / bare {result['tool_loop'][precision]['tool_step_over_bare']:.3f}",
               flush=True)
+        save()
     long_frames = min(FLAGS.long_frames, 300) if quick else FLAGS.long_frames
     if long_frames > 100:
         height, wide = (int(v) for v in FLAGS.long_size.split("x"))
         result["long_video"] = long_video(vgg, long_frames, (height, wide))
-    tag = FLAGS.tag or (f"engine-{host_tag(env, quick)}-"
-                        f"{datetime.date.today().isoformat()}")
-    path = write_json(result, REPO / FLAGS.output_dir, tag)
-    print(f"wrote {path}")
+        save()
+    for backbone in FLAGS.backbones:
+        result["precision_choice"][backbone] = precision_choice(backbone, width, size, runs)
+        print(result["precision_choice"][backbone]["auto_candidate"], "auto;",
+              result["precision_choice"][backbone]["fastest_candidate"], "fastest", flush=True)
+        save()
+    print(f"wrote {save()}")
 
 
 if __name__ == "__main__":
