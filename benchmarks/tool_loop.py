@@ -127,7 +127,7 @@ def long_video(model: OSMN, frames: int, size) -> dict:
     marks = {}
 
     def on_frame(done):
-        if done in (100, frames):
+        if done in (100, frames) or done % 250 == 0:
             marks[done] = {"rss_mb": rss_mb(), "peak_rss_mb":
                            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
                            "time_s": time.perf_counter() - started}
@@ -139,7 +139,7 @@ def long_video(model: OSMN, frames: int, size) -> dict:
             segment_video(segmenter, video, video.mask(0), writer, on_frame=on_frame)
     first, last = marks[100], marks[frames]
     return {"frames": frames, "size": f"{size[0]}x{size[1]}", "path": segmenter.describe(),
-            "after_100": first, "at_end": last,
+            "after_100": first, "at_end": last, "marks": {str(k): v for k, v in marks.items()},
             "peak_rss_at_end_over_rss_after_100": last["peak_rss_mb"] / first["rss_mb"],
             "rss_at_end_over_rss_after_100": last["rss_mb"] / first["rss_mb"],
             "trace_count": segmenter.trace_count}

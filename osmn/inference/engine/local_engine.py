@@ -48,13 +48,15 @@ PRECISIONS = ("auto",) + tuple(PRECISION_POLICIES)
 BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 
 # "auto": the precision per backbone where the CPU has `BF16_CPU_FLAGS`. VGG16: bfloat16, 7x
-# faster than float32 on an AMX Xeon and 2.6x on an AVX512-BF16 EPYC without AMX, masks at IoU
-# 0.998. Lite: float32 (its depthwise convs gain nothing from bfloat16). Measured with
-# benchmarks/precision_choice.py (benchmarks/results/precision_choice-*.json).
+# faster than float32 on an AMX Xeon and 2.2x on an AVX512-BF16 EPYC without AMX (medians,
+# loaded host), masks at IoU 0.998. Lite: float32 (on the AMX Xeon its depthwise convs gained
+# nothing from bfloat16; on the EPYC bfloat16 measured faster, under heavy load, not yet
+# confirmed: docs/performance.md). Measured with benchmarks/engine.py
+# (benchmarks/results/engine-*.json).
 BF16_BACKBONES = frozenset({"vgg16"})
 
 # XLA for the per-frame `segment`, per (backbone, precision), where it measured faster
-# (docs/performance.md, benchmarks/results/precision_choice-*.json): VGG16 float32 ~10% less
+# (docs/performance.md, benchmarks/results/engine-*.json): VGG16 float32 ~10% less
 # CPU time than oneDNN graph execution; VGG16 bfloat16 5.7x SLOWER (XLA's CPU convolutions use
 # neither AMX nor oneDNN's bfloat16); lite float32 5x slower (0.335 vs 0.065 s/frame).
 XLA_BY_DEFAULT = {("vgg16", "float32"): True, ("vgg16", "bfloat16"): False,
