@@ -51,7 +51,7 @@ flags.DEFINE_list("backbones", ["vgg16", "lite"], "Backbones of the precision ch
 flags.DEFINE_list("tool_precisions", ["float32", "bfloat16"], "Precisions of the tool loop.")
 flags.DEFINE_integer("loop_frames", 12, "Sample frames through the whole driver loop.")
 flags.DEFINE_integer("long_frames", 5000, "Frames of the synthetic long video (0: skip).")
-flags.DEFINE_string("long_size", "120x160", "HxW of the synthetic long video.")
+flags.DEFINE_string("long_size", "64x96", "HxW of the synthetic long video.")
 flags.DEFINE_float("long_width", 1 / 16, "Width multiplier of the long video's VGG16 model "
                    "(memory, not speed, is measured there: a narrow model keeps 5,000 frames "
                    "short).")
@@ -109,7 +109,7 @@ def main(argv):
         return write_json(result, output, tag)
 
     rgb, labels = sample_frames(max(FLAGS.loop_frames, 4), size if quick else None)
-    vgg = _model("vgg16", width, seed=1)
+    vgg = _model("vgg16", width, seed=1) if FLAGS.tool_precisions else None
     for precision in FLAGS.tool_precisions:
         print(f"tool loop {precision}", flush=True)
         result["tool_loop"][precision] = tool_loop(vgg, precision, rgb, labels, runs,
