@@ -334,7 +334,7 @@ def run_ablation(s: AblationSettings, work_dir, json_path=None, markdown_path=No
         The report dict (what the JSON holds).
     """
     s.validate()
-    from osmn.inference import VideoSegmenter  # noqa: PLC0415
+    from osmn.inference import LocalEngine, VideoSegmenter  # noqa: PLC0415
     from osmn.model import load_osmn  # noqa: PLC0415
     work_dir = pathlib.Path(work_dir)
     started = time.perf_counter()
@@ -373,7 +373,9 @@ def run_ablation(s: AblationSettings, work_dir, json_path=None, markdown_path=No
         entry = train_variant(s, variant, train_root, work_dir / "runs" / variant, steps,
                               s.minutes_per_variant * 60.0, progress, log)
         steps = entry["steps"]  # the ablations get the full model's step count
-        segmenter = VideoSegmenter(load_osmn(entry.pop("model")))
+        # float32: the recorded results were computed in float32 (not the per-host "auto").
+        segmenter = VideoSegmenter(LocalEngine(load_osmn(entry.pop("model")),
+                                               precision="float32"))
         entry["families"] = {}
         eval_started = time.perf_counter()
         for family, root in eval_roots.items():

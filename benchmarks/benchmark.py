@@ -45,14 +45,15 @@ from common import (QUICK_WIDTH, bare_trunk, entry, environment, frame_inputs,  
                     he_randomize, host_tag, parse_sizes, trunk_macs, write_json)
 from flops import objects_macs, segmentation_macs  # noqa: E402
 import portable  # noqa: E402  (benchmarks/portable.py: the portable section)
+from tool_loop import sample_frames, tool_loop  # noqa: E402
 from timing import paired_ratio, peak_rss_mb, stability, time_interleaved  # noqa: E402
 from osmn import config  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
 from osmn.guides import spatial_guide, visual_guide  # noqa: E402
 from osmn.losses import balanced_cross_entropy  # noqa: E402
 from osmn.model import OSMN, load_osmn  # noqa: E402
-from osmn.model.fast_inference import (PRECISION_POLICIES, XLA_BY_DEFAULT,  # noqa: E402
-                                       make_inference_fn)
+from osmn.inference.engine import (PRECISION_POLICIES, LocalEngine,  # noqa: E402
+                                   default_jit_compile, segment_objects)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Smoke test: width 1/16, tiny sizes, 2 runs, 3 fine-tuning "
@@ -67,6 +68,8 @@ flags.DEFINE_integer("matmul_size", 4096, "Side of the square matmul ceiling.")
 flags.DEFINE_bool("xla", True, "Also time the per-frame function with XLA flipped from its "
                   "per-precision default (first size).")
 flags.DEFINE_bool("eager", True, "Also time eager (untraced) segment_objects (first size, f32).")
+flags.DEFINE_integer("loop_frames", 12, "Sample frames through tools/infer.py's whole driver "
+                     "loop (the tool-loop section; 0: only its step against the bare call).")
 flags.DEFINE_integer("accuracy_frames", 40, "Frames of the sample sequence for bf16 vs f32.")
 flags.DEFINE_string("checkpoint", "data/sample_model.keras",
                     "Trained model for the bfloat16 accuracy check (random tiny if missing).")
@@ -124,13 +127,13 @@ def segmentation_speed(models: dict, sizes, precisions, max_objects, runs, warmu
         max_objects, models["osmn"].gamma_size)), tf.float32)
     for precision in precisions:
         trunk = bare_trunk(precision)
-        osmn_fns = make_inference_fn(models["osmn"], precision)
-        plain_fns = make_inference_fn(models["plain"], precision)
-        xla_default = XLA_BY_DEFAULT[precision]
-        flipped_fns = make_inference_fn(models["osmn"], precision,
-                                        jit_compile=not xla_default) if use_xla else None
+        osmn_fns = LocalEngine(models["osmn"], precision)
+        plain_fns = LocalEngine(models["plain"], precision)
+        xla_default = default_jit_compile(models["osmn"], precision)
+        flipped_fns = LocalEngine(models["osmn"], precision,
+                                  jit_compile=not xla_default) if use_xla else None
         # With the native modulation kernel as the default, the XLA pass beside it.
-        xla_pass_fns = (make_inference_fn(models["osmn"], precision, modulation_kernel="xla")
+        xla_pass_fns = (LocalEngine(models["osmn"], precision, modulation_kernel="xla")
                         if osmn_fns.modulation_kernel == "native" else None)
         for index, (height, width) in enumerate(sizes):
             image, guides = frame_inputs(max_objects, height, width)
@@ -151,8 +154,8 @@ def segmentation_speed(models: dict, sizes, precisions, max_objects, runs, warmu
                     lambda: xla_pass_fns.segment(image, guides[:1], gammas[:1])[0].numpy())
             if use_eager and index == 0 and precision == "float32":
                 model = models["osmn"]
-                candidates["osmn_k1_eager"] = lambda: tf.sigmoid(model.segment_objects(
-                    image, guides[:1], gammas[:1])).numpy()
+                candidates["osmn_k1_eager"] = lambda: tf.sigmoid(segment_objects(
+                    model, image, guides[:1], gammas[:1])).numpy()
             print(f"timing {precision} {height}x{width}: {', '.join(candidates)}", flush=True)
             t = time_interleaved(candidates, runs, warmup)
             macs = segmentation_macs(models["osmn"].model_config, height, width)
@@ -193,7 +196,7 @@ def segmentation_speed(models: dict, sizes, precisions, max_objects, runs, warmu
                     t["osmn_k1_flipped_xla"]["median_s"] / one)
             if "osmn_k1_eager" in t:
                 entry["ratios"]["eager_over_default"] = t["osmn_k1_eager"]["median_s"] / one
-            entry["trace_count"] = osmn_fns.trace_count()
+            entry["trace_count"] = osmn_fns.trace_count
             results.setdefault(precision, {})[f"{height}x{width}"] = entry
             print(f"  peak RSS so far {peak_rss_mb():.0f} MiB", flush=True)
     return results
@@ -203,7 +206,7 @@ def modulator_cost(model, runs, warmup) -> dict:
     guide = tf.constant(np.random.default_rng(1).normal(0, 60, (1, 224, 224, 3)), tf.float32)
     out = {}
     for precision in PRECISION_POLICIES:
-        fns = make_inference_fn(model, precision)
+        fns = LocalEngine(model, precision)
         out[precision] = time_interleaved({"modulator": lambda: fns.modulate(guide).numpy()},
                                           runs, warmup)["modulator"]
     return out
@@ -278,7 +281,7 @@ def bfloat16_accuracy(model, source: str, frames: int) -> dict:
     both precisions (the same inputs, so differences are the precision's alone)."""
     from osmn.preprocessing import to_model_input  # noqa: PLC0415
     rgb, masks = load_sample(frames)
-    f32, bf16 = make_inference_fn(model, "float32"), make_inference_fn(model, "bfloat16")
+    f32, bf16 = LocalEngine(model, "float32"), LocalEngine(model, "bfloat16")
     first_guide = visual_guide(tf.constant(rgb[0], tf.float32),
                                tf.constant(masks[0][..., None], tf.uint8))[None]
     gamma32, gamma16 = f32.modulate(first_guide), bf16.modulate(first_guide)
@@ -391,6 +394,18 @@ def _main_rows(result: dict) -> list:
             if "xla_modulation_pass_over_default" in r:
                 rows.append((p, "XLA pass / native pass (frame)",
                              f"{r['xla_modulation_pass_over_default']:.3f}"))
+    for precision, loop in result.get("tool_loop", {}).items():
+        paired = loop["tool_step_over_bare_paired"]
+        rows.append((f"tool loop {precision}", "VideoSegmenter.step / bare segment",
+                     f"{loop['tool_step_over_bare']:.3f}; per round {paired['median']:.3f} "
+                     f"({paired['q1']:.3f}-{paired['q3']:.3f}); CPU time "
+                     f"{loop['tool_step_over_bare_cpu_time']:.3f} (target <= 1.05; "
+                     f"{loop['path']})"))
+        if "driver_loop" in loop:
+            d = loop["driver_loop"]
+            rows.append((f"tool loop {precision}", f"driver loop, {d['frames']} frames",
+                         f"{d['wall_per_step_s']:.3f} s/frame wall, "
+                         f"{d['wall_per_step_over_bare']:.3f} x the bare call"))
     for precision, m in result["modulator"].items():
         rows.append(("modulator", f"one object {precision}", f"{m['median_s']:.3f} s"))
     if "finetune" in result:
@@ -426,7 +441,7 @@ def run(quick: bool, sizes, runs: int, warmup: int, max_objects: int, finetune_s
         matmul_size: int, use_xla: bool, use_eager: bool, accuracy_frames: int,
         checkpoint: str, output_dir, tag=None, with_portable: bool = True,
         portable_size=portable.DEFAULT_FRAME, portable_objects: int = portable.DEFAULT_OBJECTS,
-        only_portable: bool = False) -> dict:
+        only_portable: bool = False, loop_frames: int = 12) -> dict:
     if quick:
         sizes, runs, finetune_steps = [(65, 97), (64, 64)], min(runs, 2), min(finetune_steps, 3)
         matmul_size, accuracy_frames = min(matmul_size, 512), min(accuracy_frames, 4)
@@ -453,6 +468,13 @@ def run(quick: bool, sizes, runs: int, warmup: int, max_objects: int, finetune_s
     result["segmentation"] = segmentation_speed(
         {"osmn": osmn, "plain": plain}, sizes, list(PRECISION_POLICIES), max_objects, runs,
         warmup, use_xla, use_eager, result["matmul_ceiling"])
+    # The tool's own per-frame call against the engine's bare call, at the sample's size.
+    rgb, labels = sample_frames(max(loop_frames, 4), sizes[0] if quick else None)
+    result["tool_loop"] = {}
+    for precision in PRECISION_POLICIES:
+        print(f"timing the tool loop, {precision}", flush=True)
+        result["tool_loop"][precision] = tool_loop(osmn, precision, rgb, labels, runs,
+                                                   0 if quick else loop_frames)
     # ru_maxrss only grows: each value is the peak up to the end of that section.
     result["peak_rss_mib_after"] = {"segmentation": peak_rss_mb()}
     result["modulator"] = modulator_cost(osmn, runs, warmup)
@@ -491,7 +513,7 @@ def main(argv):
     run(FLAGS.quick, parse_sizes(FLAGS.sizes), FLAGS.runs, FLAGS.warmup, FLAGS.max_objects,
         FLAGS.finetune_steps, FLAGS.matmul_size, FLAGS.xla, FLAGS.eager, FLAGS.accuracy_frames,
         FLAGS.checkpoint, FLAGS.output_dir, FLAGS.tag, FLAGS.portable or FLAGS.only_portable,
-        portable_size, FLAGS.portable_objects, FLAGS.only_portable)
+        portable_size, FLAGS.portable_objects, FLAGS.only_portable, FLAGS.loop_frames)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from flops import keras_conv_macs
 from osmn.errors import UserError
 from osmn.io import atomic_write
 from osmn.kernels.cpu import cpu_flags, cpu_model
-from osmn.model.fast_inference import PRECISION_POLICIES
+from osmn.inference.engine import PRECISION_POLICIES
 
 
 QUICK_WIDTH = 1 / 16  # --quick: the tests' tiny width.

@@ -13,7 +13,7 @@ import keras
 
 from osmn import config
 from osmn.config import ModelConfig
-from osmn.model import fused_head
+from osmn.inference.engine import fused_head
 
 
 def conv_macs(height: int, width: int, kernel: int, channels_in: int, channels_out: int) -> int:
@@ -49,8 +49,8 @@ def segmentation_macs(model_config: dict, height: int, width: int) -> dict:
                     counts["per_object"] += conv_macs(h, w, 1, 1, channels)
         if block in config.SIDE_OUTPUT_BLOCKS:
             # Inference computes the side conv and its 16 -> 1 fusion rows folded into a 1x1
-            # product to the 9 kernel taps (osmn/model/fused_head.py); the shifted sum of the
-            # taps is additions only.
+            # product to the 9 kernel taps (osmn/inference/engine/fused_head.py); the shifted
+            # sum of the taps is additions only.
             side = conv_macs(h, w, 1, channels, fused_head.TAPS)
             counts["per_object" if seen_modulation else "shared"] += side
     return counts

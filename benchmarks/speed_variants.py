@@ -17,7 +17,7 @@ Times, interleaved in one process (`timing.py`), per precision:
   kernel (`modulation_pass`: XLA, native) alone and right after the conv, and a bare `x * 2`
   pass over the same map (is the modulation memory-bound?);
 * the whole frame with the XLA modulation pass instead of the native one, with the native pass
-  but the block ends unfused (`SegmentationNetwork.fuse_block_ends`), and the plain FCN
+  but the block ends unfused (`LocalEngine(fuse_block_ends=False)`), and the plain FCN
   with the training formulation of the side-output head instead of the inference one
   (`fused_head`): what each of the two changes gains inside a frame;
 * the inference tool's frame loop on the sample video with the shipped demo model: frames
@@ -46,8 +46,9 @@ from reference import original_segment  # noqa: E402
 from timing import fastest_mean, time_interleaved  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
 from osmn.model import OSMN  # noqa: E402
-from osmn.model.fast_inference import PRECISION_POLICIES, make_inference_fn  # noqa: E402
-from osmn.model.modulation_pass import (modulate_native,  # noqa: E402
+from osmn.inference.engine import (PRECISION_POLICIES, LocalEngine,  # noqa: E402
+                                   segment_objects)
+from osmn.inference.engine.modulation_pass import (modulate_native,  # noqa: E402
                                         modulate_pool_taps_native, modulate_xla,
                                         native_status)
 
@@ -169,25 +170,20 @@ def head_and_kernel_variants(model, plain, image, guides, gammas, precision: str
     (if the default is native), and the plain FCN with the training formulation of the
     side-output head beside the inference one."""
     out = {}
-    fns = make_inference_fn(model, precision, jit_compile=False)
+    fns = LocalEngine(model, precision, jit_compile=False)
     if fns.modulation_kernel == "native":
-        xla = make_inference_fn(model, precision, jit_compile=False, modulation_kernel="xla")
+        xla = LocalEngine(model, precision, jit_compile=False, modulation_kernel="xla")
         out["frame_k1_xla_modulation_pass"] = (
             lambda: xla.segment(image, guides[:1], gammas[:1])[0].numpy())
-        # On a copy: for float32 the inference functions share `model` itself, and the switch
-        # must not reach the other candidates' traces. Set before the first call traces it.
-        copy = OSMN.from_config(model.get_config())
-        copy.set_weights(model.get_weights())
-        unfused = make_inference_fn(copy, precision, jit_compile=False,
-                                    modulation_kernel="native")
-        unfused.model.segmentation_network.fuse_block_ends = False
+        unfused = LocalEngine(model, precision, jit_compile=False, modulation_kernel="native",
+                              fuse_block_ends=False)
         out["frame_k1_native_block_ends_unfused"] = (
             lambda: unfused.segment(image, guides[:1], gammas[:1])[0].numpy())
-    run_plain = make_inference_fn(plain, precision, jit_compile=False).model
+    run_plain = LocalEngine(plain, precision, jit_compile=False).model
 
     for head in ("inference", "training"):
-        fn = tf.function(lambda image_, fused=(head == "inference"): run_plain.segment_objects(
-            image_, guides[:1], gammas[:1], fused=fused))
+        fn = tf.function(lambda image_, fused=(head == "inference"): segment_objects(
+            run_plain, image_, guides[:1], gammas[:1], fused=fused))
         out[f"plain_fcn_{head}_head"] = lambda fn=fn: fn(image).numpy()
     return out
 
@@ -195,12 +191,13 @@ def head_and_kernel_variants(model, plain, image, guides, gammas, precision: str
 def frame_loop_variants(frames: int = 12):
     """tools/infer.py's loop over `frames` sample frames, decoding in turn vs ahead."""
     from osmn.cli import SHIPPED_MODEL  # noqa: PLC0415
-    from osmn.inference import FrameSource, VideoSegmenter, read_mask  # noqa: PLC0415
+    from osmn.inference import (FrameSource, LocalEngine, VideoSegmenter,  # noqa: PLC0415
+                                read_mask)
     from osmn.model import load_osmn  # noqa: PLC0415
     sample = REPO / "data" / "davis_sample"
     source = FrameSource(sample / "JPEGImages" / "480p" / "car-shadow")
     labels, _ = read_mask(sample / "Annotations" / "480p" / "car-shadow" / "00000.png")
-    segmenter = VideoSegmenter(load_osmn(REPO / SHIPPED_MODEL))
+    segmenter = VideoSegmenter(LocalEngine(load_osmn(REPO / SHIPPED_MODEL)))
     count = min(frames, len(source) - 1)
 
     def in_turn():
@@ -239,11 +236,11 @@ def main(argv):
     sections = not (FLAGS.only_trunk_and_frame or FLAGS.only_frames)
     for precision in FLAGS.precisions:
         trunk = bare_trunk(precision)
-        fns = make_inference_fn(model, precision, jit_compile=False)
+        fns = LocalEngine(model, precision, jit_compile=False)
         candidates = {"bare_trunk": lambda: trunk(image).numpy(),
                       "frame_k1": lambda: fns.segment(image, guides[:1], gammas[:1])[0].numpy()}
         if FLAGS.only_frames:
-            plain_fns = make_inference_fn(plain, precision, jit_compile=False)
+            plain_fns = LocalEngine(plain, precision, jit_compile=False)
             candidates["plain_fcn"] = (
                 lambda: plain_fns.segment(image, guides[:1], gammas[:1])[0].numpy())
             candidates.update(head_and_kernel_variants(model, plain, image, guides, gammas,

@@ -24,11 +24,17 @@ from osmn import config
 from osmn.preprocessing import resize_image, to_model_input
 
 
-def _median(values: tf.Tensor) -> tf.Tensor:
-    """Median of a 1-D float tensor, averaging the two middle values (as numpy.median)."""
-    values = tf.sort(values)
-    n = tf.shape(values)[0]
-    return 0.5 * (values[(n - 1) // 2] + values[n // 2])
+def _weighted_median(values: tf.Tensor, counts: tf.Tensor) -> tf.Tensor:
+    """Median of the multiset holding counts[i] copies of values[i] (1-D, total count >= 1),
+    averaging the two middle values as numpy.median does."""
+    order = tf.argsort(values, stable=True)
+    values, cumulative = tf.gather(values, order), tf.cumsum(tf.gather(counts, order))
+    n = cumulative[-1]
+
+    def at(rank):  # the value of the element of this rank in sorted order
+        return values[tf.searchsorted(cumulative, tf.reshape(rank + 1, [1]))[0]]
+
+    return 0.5 * (at((n - 1) // 2) + at(n // 2))
 
 
 def robust_moments(mask: tf.Tensor):
@@ -41,12 +47,16 @@ def robust_moments(mask: tf.Tensor):
         center: [2] float32 (x, y) per-axis median.
         std: [2] float32 (x, y) 1.4826 x median absolute deviation, at least MIN_GUIDE_STD.
     """
-    mask = tf.reshape(mask, tf.shape(mask)[:2])
-    yx = tf.cast(tf.where(mask > 0), tf.float32)  # [N, 2] (row, col)
-    xy = tf.reverse(yx, axis=[1])
-    center = tf.stack([_median(xy[:, 0]), _median(xy[:, 1])])
-    mad = tf.stack([_median(tf.abs(xy[:, 0] - center[0])),
-                    _median(tf.abs(xy[:, 1] - center[1]))])
+    # The medians of the foreground pixels' x and y are medians of the column and row indices
+    # weighted by the foreground count of each column and row: the same values as sorting the
+    # N pixel coordinates, from W + H numbers instead (it runs every frame, per object).
+    foreground = tf.cast(tf.reshape(mask, tf.shape(mask)[:2]) > 0, tf.int64)
+    columns, rows = tf.reduce_sum(foreground, 0), tf.reduce_sum(foreground, 1)
+    xs = tf.cast(tf.range(tf.shape(columns)[0]), tf.float32)
+    ys = tf.cast(tf.range(tf.shape(rows)[0]), tf.float32)
+    center = tf.stack([_weighted_median(xs, columns), _weighted_median(ys, rows)])
+    mad = tf.stack([_weighted_median(tf.abs(xs - center[0]), columns),
+                    _weighted_median(tf.abs(ys - center[1]), rows)])
     std = tf.maximum(config.MAD_TO_STD * mad, config.MIN_GUIDE_STD)
     return center, std
 

@@ -23,7 +23,7 @@ def test_segmentation_macs_match_vgg16_and_split_shared_from_per_object():
                               224, 224)
     assert plain["per_object"] == 0
     # VGG16's 13 convs at 224x224 are 15.35 GMACs; the side outputs, computed as a 1x1
-    # product to the 9 folded kernel taps (osmn/model/fused_head.py), add ~0.02 G.
+    # product to the 9 folded kernel taps (osmn/inference/engine/fused_head.py), add ~0.02 G.
     vgg16 = 15_346_630_656
     side = sum(s * s * 9 * c for s, c in [(112, 128), (56, 256), (28, 512), (14, 512)])
     assert plain["shared"] == vgg16 + side
@@ -106,6 +106,11 @@ def test_quick_benchmark_writes_a_complete_result(tmp_path):
     assert all(len(v["runs_s"]) == result["runs"] for v in t.values())
     assert 0 < result["matmul_ceiling"]["bfloat16"]["gflops"]
     assert result["finetune"]["steps"] == 3
+    loop = result["tool_loop"]["bfloat16"]  # the tool's own per-frame call, measured
+    assert loop["tool_step_over_bare"] == pytest.approx(
+        loop["times"]["tool_step"]["median_s"] / loop["times"]["bare_segment"]["median_s"])
+    assert loop["precision"] == "bfloat16" and loop["trace_count"] == 1
+    assert "VideoSegmenter.step / bare segment" in done.stdout
     accuracy = result["bfloat16_accuracy"]
     assert accuracy["frames"] == 3 and "random" in accuracy["model"]
     assert 0 <= accuracy["mask_iou_bf16_vs_f32_min"] <= 1

@@ -23,8 +23,8 @@ import tensorflow as tf
 from PIL import Image
 
 from osmn.errors import UserError
-from osmn.export import RemoteVideoSegmenter, ServingClient, export_saved_model
-from osmn.inference import VideoSegmenter, davis_palette, read_mask, write_mask
+from osmn.export import ServingBackend, ServingClient, export_saved_model
+from osmn.inference import LocalEngine, VideoSegmenter, davis_palette, read_mask, write_mask
 from test_export import lively_tiny_model
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -210,9 +210,10 @@ def davis_sample_module():
 
 
 def keras_reference(model, frames_dir, labels):
-    """Label maps of `osmn.inference.VideoSegmenter` (tools/infer.py's algorithm) on the frames."""
+    """Label maps of `osmn.inference.VideoSegmenter` (tools/infer.py's algorithm) on the frames,
+    in float32 as the export computes."""
     frames = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(frames_dir.iterdir())]
-    segmenter = VideoSegmenter(model)
+    segmenter = VideoSegmenter(LocalEngine(model, precision="float32"))
     results = [segmenter.start(frames[0], labels).labels]
     results += [segmenter.step(frame).labels for frame in frames[1:]]
     return results
@@ -264,18 +265,21 @@ def test_serve_client_segments_the_video_like_infer(served, small_video, tmp_pat
         assert {1, 3} <= set(np.unique(labels))
 
 
-def test_remote_segmenter_keeps_last_guide_and_rejects_size_changes(served, small_video):
+def test_served_segmenter_keeps_last_guide_and_follows_size_changes(served, small_video):
+    """The served backend runs the one video algorithm (VideoSegmenter), size changes included."""
     client = ServingClient(served["server"].url, "osmn", version=1)
-    segmenter = RemoteVideoSegmenter(client, keep_last_guide=True)
+    segmenter = VideoSegmenter(ServingBackend(client), keep_last_guide=True)
     frames = [np.asarray(Image.open(p).convert("RGB"))
               for p in sorted(small_video["frames"].iterdir())]
-    labels, masks = segmenter.start(frames[0], small_video["labels"])
-    assert masks.shape == (2, SIZE[1], SIZE[0]) and segmenter.gammas.shape == (2, 240)
-    labels, probabilities = segmenter.step(frames[1])
-    assert probabilities.shape == (2, SIZE[1], SIZE[0]) and labels.dtype == np.uint8
+    first = segmenter.start(frames[0], small_video["labels"])
+    assert first.probabilities.shape == (2, SIZE[1], SIZE[0])
+    assert segmenter.gammas.shape == (2, 240)
+    result = segmenter.step(frames[1])
+    assert result.probabilities.shape == (2, SIZE[1], SIZE[0]) and result.labels.dtype == np.uint8
     assert served["server"].log[-1]["path"] == "/v1/models/osmn/versions/1:predict"
-    with pytest.raises(UserError, match="differs from the first frame"):
-        segmenter.step(frames[1][:50])
+    # A smaller frame: the previous masks are resized to it, as for a local model.
+    assert segmenter.step(frames[1][:50]).labels.shape == (50, SIZE[0])
+    assert served["server"].log[-1]["shapes"]["image"] == [1, 50, SIZE[0], 3]
 
 
 def test_client_errors_are_one_line_user_errors(served):

@@ -1,4 +1,4 @@
-"""The speed changes keep the network's function (issue 8), and the inference functions trace once.
+"""The inference engine keeps the network's function, and its functions trace once.
 
 Reference: `benchmarks/reference.py`, the segmentation network as first written (and as the
 original computes it): 16-channel transposed-conv upsampling, concat, 1x1 fusion.
@@ -14,8 +14,9 @@ import keras
 
 from osmn import config
 from osmn.errors import UserError
-from osmn.model import OSMN, fused_head
-from osmn.model.fast_inference import inference_model, make_inference_fn
+from osmn.inference.engine import (LocalEngine, choose_precision, fused_head, inference_model,
+                                   segment_objects)
+from osmn.model import OSMN
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
 from reference import original_segment  # noqa: E402
@@ -66,7 +67,7 @@ def test_segment_objects_equals_k_separate_passes(model_config):
     image, _, spatial = inputs(3, 49, 71, seed=3)
     gammas = tf.constant(np.random.default_rng(3).normal(1, 0.5, (3, model.gamma_size)),
                          tf.float32)
-    batched = model.segment_objects(image, spatial, gammas).numpy()
+    batched = segment_objects(model, image, spatial, gammas).numpy()
     assert batched.shape == (3, 49, 71, 1)
     for k in range(3):
         alone = model.segment(image, spatial[k:k + 1], gammas[k:k + 1]).numpy()
@@ -97,7 +98,7 @@ def test_segment_objects_shares_the_unmodulated_layers(monkeypatch):
 
     monkeypatch.setattr(fused_head, "side_taps", spy_taps)
     image, visual, spatial = inputs(4, 33, 45)
-    model.segment_objects(image, spatial, model.modulate(visual))
+    segment_objects(model, image, spatial, model.modulate(visual))
     assert {n: seen[n] for n in ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv2_2_16",
                                  "conv3_1")} == dict.fromkeys(
         ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv2_2_16", "conv3_1"), 1)
@@ -107,7 +108,7 @@ def test_segment_objects_shares_the_unmodulated_layers(monkeypatch):
 def test_inference_fn_traces_once_for_all_sizes_and_object_counts():
     model = OSMN(TINY)
     randomize(model, seed=4)
-    fns = make_inference_fn(model, jit_compile=False)
+    fns = LocalEngine(model, "float32", jit_compile=False)
     assert fns.model is model
     for k, (height, width) in [(1, (33, 47)), (2, (40, 56)), (3, (33, 47))]:
         image, visual, spatial = inputs(k, height, width, seed=k)
@@ -116,11 +117,11 @@ def test_inference_fn_traces_once_for_all_sizes_and_object_counts():
                                    atol=1e-5)
         probabilities, masks = fns.segment(image, spatial, gammas)
         assert probabilities.shape == (k, height, width, 1) and probabilities.dtype == tf.float32
-        expected = tf.sigmoid(model.segment_objects(image, spatial, gammas)).numpy()
+        expected = tf.sigmoid(segment_objects(model, image, spatial, gammas)).numpy()
         np.testing.assert_allclose(probabilities.numpy(), expected, atol=1e-5)
         np.testing.assert_array_equal(masks.numpy(),
                                       probabilities.numpy() > config.MASK_THRESHOLD)
-    assert fns.trace_count() == 1
+    assert fns.trace_count == 1
     assert fns.modulate.experimental_get_tracing_count() == 1
 
 
@@ -137,12 +138,12 @@ def test_bfloat16_inference_model_copies_the_weights_and_restores_the_policy():
     for a, b in zip(low.weights, model.weights):
         assert a.dtype == "float32"
         np.testing.assert_array_equal(a.numpy(), b.numpy())
-    fns = make_inference_fn(model, precision="bfloat16")
+    fns = LocalEngine(model, precision="bfloat16")
     image, visual, spatial = inputs(2, 45, 61)
     gammas = fns.modulate(visual)
     probabilities, _ = fns.segment(image, spatial, gammas)
     assert probabilities.dtype == tf.float32
-    expected = tf.sigmoid(model.segment_objects(image, spatial, model.modulate(visual)))
+    expected = tf.sigmoid(segment_objects(model, image, spatial, model.modulate(visual)))
     assert 0.05 < expected.numpy().min() and expected.numpy().max() < 0.95  # not saturated
     assert np.abs(probabilities.numpy() - expected.numpy()).max() < 0.02
 
@@ -151,8 +152,9 @@ def test_xla_option_gives_the_same_result():
     model = OSMN(TINY)
     randomize(model, seed=6)
     image, visual, spatial = inputs(2, 37, 53)
-    plain = make_inference_fn(model, jit_compile=False)
-    xla = make_inference_fn(model)  # float32: XLA by default
+    plain = LocalEngine(model, "float32", jit_compile=False)
+    xla = LocalEngine(model, "float32")  # VGG16 float32: XLA by default
+    assert xla.jit_compile
     gammas = plain.modulate(visual)
     np.testing.assert_allclose(xla.segment(image, spatial, gammas)[0].numpy(),
                                plain.segment(image, spatial, gammas)[0].numpy(), atol=1e-4)
@@ -160,4 +162,36 @@ def test_xla_option_gives_the_same_result():
 
 def test_unknown_precision_is_a_user_error():
     with pytest.raises(UserError, match="precision"):
-        make_inference_fn(OSMN(TINY), precision="float16")
+        LocalEngine(OSMN(TINY), precision="float16")
+
+
+def test_auto_precision_is_per_backbone_and_cpu():
+    vgg, lite = OSMN(TINY), OSMN({**TINY, "backbone": "lite"})
+    for flags in ({"avx512_bf16"}, {"amx_bf16", "avx512_bf16"}):
+        assert choose_precision(vgg, frozenset(flags)) == "bfloat16"
+        assert choose_precision(lite, frozenset(flags)) == "float32"
+    assert choose_precision(vgg, frozenset({"avx2", "avx512f"})) == "float32"
+    engine = LocalEngine(lite)
+    assert engine.precision == "float32" and not engine.jit_compile
+    assert engine.describe().startswith("float32 (auto), ")
+
+
+@pytest.mark.parametrize("model_config", [TINY, {**TINY, "backbone": "lite"}])
+def test_engine_frame_equals_the_paper_model_forward(model_config):
+    """`segment_frame` (what VideoSegmenter runs) = sigmoid(OSMN.segment) of the same inputs."""
+    from osmn.guides import spatial_guide  # noqa: PLC0415
+    from osmn.preprocessing import to_model_input  # noqa: PLC0415
+    model = OSMN(model_config)
+    randomize(model, seed=8)
+    engine = LocalEngine(model, "float32")
+    rng = np.random.default_rng(8)
+    frame = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    masks = np.zeros((2, 37, 53), np.uint8)
+    masks[0, 5:20, 4:30], masks[1, 20:35, 25:50] = 1, 1
+    gammas = engine.modulate(tf.constant(rng.normal(0, 50, (2, 224, 224, 3)), tf.float32))
+    actual = engine.segment_masks(frame, np.array([37, 53], np.int32), masks, gammas.numpy())
+    guides = tf.stack([spatial_guide(m) for m in masks])
+    image = to_model_input(tf.cast(frame, tf.float32))[None]
+    expected = tf.sigmoid(model.segment(tf.repeat(image, 2, 0), guides, gammas))[..., 0]
+    assert actual.shape == (2, 37, 53)
+    np.testing.assert_allclose(actual, expected.numpy(), atol=1e-5)

@@ -1,11 +1,12 @@
-"""The inference head (osmn/model/fused_head.py) computes the training head's function."""
+"""The inference head (osmn/inference/engine/fused_head.py) computes the training head's
+function."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from osmn.inference.engine import fused_head, segment_objects
 from osmn.model import OSMN
-from osmn.model import fused_head
 from osmn.model.upsampling import BilinearUpsampling
 from layer_checks import randomize_weights as randomize
 
@@ -47,8 +48,8 @@ def test_inference_formulation_equals_the_training_formulation(height, width, mo
     image = tf.constant(rng.normal(0, 50, (1, height, width, 3)), tf.float32)
     spatial = tf.constant(rng.uniform(0, 1, (2, height, width, 1)), tf.float32)
     gammas = tf.constant(rng.normal(1, 0.5, (2, model.gamma_size)), tf.float32)
-    expected = model.segment_objects(image, spatial, gammas, fused=False).numpy()
-    actual = model.segment_objects(image, spatial, gammas).numpy()
+    expected = segment_objects(model, image, spatial, gammas, fused=False).numpy()
+    actual = segment_objects(model, image, spatial, gammas).numpy()
     assert actual.shape == (2, height, width, 1)
     scale = np.abs(expected).max()
     assert scale > 1e-3

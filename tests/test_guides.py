@@ -150,3 +150,31 @@ def test_model_input_convention_round_trip():
     np.testing.assert_array_equal(from_model_input(x).numpy(), rgb)
     grey = to_model_input(np.full((1, 1, 1), 117, np.uint8)).numpy()
     np.testing.assert_allclose(grey[0, 0], [13, 0, -6])
+
+
+def test_robust_moments_equal_the_sorted_pixel_medians_exactly():
+    """The weighted-histogram medians give exactly numpy's medians over the pixel coordinates
+    (eagerly and inside tf.data), for sparse, dense and tiny masks."""
+    rng = np.random.default_rng(5)
+    masks = []
+    for i in range(60):
+        h, w = (int(v) for v in rng.integers(1, 40, 2))
+        mask = (rng.random((h, w)) < rng.random()).astype(np.uint8)
+        if i % 3 == 0:
+            mask[:] = 0
+            mask[rng.integers(0, h), rng.integers(0, w)] = 1
+        if mask.any():
+            masks.append(mask)
+    for mask in masks:
+        ys, xs = np.nonzero(mask)
+        center = np.array([np.median(xs), np.median(ys)], np.float32)
+        mad = np.array([np.median(np.abs(xs - center[0])), np.median(np.abs(ys - center[1]))])
+        std = np.maximum(config.MAD_TO_STD * mad.astype(np.float32), config.MIN_GUIDE_STD)
+        eager = [t.numpy() for t in robust_moments(tf.constant(mask))]
+        np.testing.assert_array_equal(eager[0], center)
+        np.testing.assert_allclose(eager[1], std, rtol=1e-6)
+    dataset = tf.data.Dataset.from_tensors(tf.constant(masks[1])).map(robust_moments)
+    mapped = [t.numpy() for t in next(iter(dataset))]
+    eager = [t.numpy() for t in robust_moments(tf.constant(masks[1]))]
+    np.testing.assert_array_equal(mapped[0], eager[0])
+    np.testing.assert_array_equal(mapped[1], eager[1])

@@ -8,9 +8,9 @@ from PIL import Image
 
 from osmn import config
 from osmn.errors import UserError
-from osmn.inference import (FrameSource, ObjectManager, ResultWriter, VideoSegmenter,
-                            davis_palette, default_mask_path, merge_probabilities, object_ids,
-                            read_mask, write_mask)
+from osmn.inference import (FrameSource, LocalEngine, ObjectManager, ResultWriter,
+                            VideoSegmenter, davis_palette, default_mask_path,
+                            merge_probabilities, object_ids, read_mask, write_mask)
 from osmn.inference.merge import winner_positions
 from osmn.model import OSMN
 
@@ -208,6 +208,31 @@ def test_segmenter_guides_follow_predictions_and_keep_last_guide():
     result = segmenter.step(frame)
     assert (result.labels == 2).all()
     assert segmenter.guide_masks.all()
+
+
+def test_start_at_a_later_frame_restarts_both_guides(tiny_model):
+    """start(frame_t, mask_t) after steps (the app's "correct at frame t") = a fresh segmenter
+    started at t: gamma from frame t's crop, spatial guide from mask t."""
+    from layer_checks import randomize_weights  # noqa: PLC0415
+    model = OSMN({"width_multiplier": 1 / 16})
+    randomize_weights(model, seed=11)
+    engine = LocalEngine(model, precision="float32")
+    frame, labels = _scene()
+    later = np.roll(frame, 7, axis=1)
+    corrected = np.zeros_like(labels)
+    corrected[4:14, 20:40] = 5
+    segmenter = VideoSegmenter(engine)
+    segmenter.start(frame, labels)
+    segmenter.step(frame)
+    first = segmenter.start(later, corrected)
+    np.testing.assert_array_equal(first.labels, corrected)
+    assert segmenter.objects.ids == (5,)
+    np.testing.assert_array_equal(segmenter.guide_masks[0], corrected == 5)
+    fresh = VideoSegmenter(engine)
+    fresh.start(later, corrected)
+    np.testing.assert_array_equal(segmenter.gammas, fresh.gammas)
+    np.testing.assert_array_equal(segmenter.step(later).probabilities,
+                                  fresh.step(later).probabilities)
 
 
 def test_segmenter_working_size_resizes_back(tiny_model):

@@ -205,9 +205,34 @@ def test_default_shipped_model_follows_the_car(infer, short_video, gt_path, davi
 
 def test_bfloat16_precision_gives_the_float32_masks(infer, short_video, gt_path, tmp_path):
     from osmn.evaluation import jaccard  # noqa: PLC0415
-    infer.run(str(short_video), str(gt_path), None, str(tmp_path / "f32"))
+    infer.run(str(short_video), str(gt_path), None, str(tmp_path / "f32"), precision="float32")
     infer.run(str(short_video), str(gt_path), None, str(tmp_path / "bf16"), precision="bfloat16")
     for name in ("00001", "00002", "00003"):
         f32 = read_mask(tmp_path / "f32" / "short" / f"{name}.png")[0] > 0
         bf16 = read_mask(tmp_path / "bf16" / "short" / f"{name}.png")[0] > 0
         assert f32.any() and jaccard(f32, bf16) > 0.98
+
+
+def test_start_frame_segments_from_the_given_frame_and_mask(infer, checkpoint, short_video,
+                                                            davis_sample, tmp_path):
+    """--start_frame t: frames before t are not written; t is the given mask; later frames are
+    the segmenter started at t with that mask."""
+    from osmn.inference import FrameSource, LocalEngine, VideoSegmenter  # noqa: PLC0415
+    from osmn.model import load_osmn  # noqa: PLC0415
+    mask = davis_sample / "Annotations/480p" / SEQUENCE / "00002.png"
+    out = tmp_path / "out"
+    summary = infer.run(str(short_video), str(mask), str(checkpoint), str(out),
+                        save_scores=True, precision="float32", start_frame=2)
+    assert "2 frames (from frame 2)" in summary and "float32" in summary
+    assert sorted(p.name for p in (out / "short").glob("*.png")) == ["00002.png", "00003.png"]
+    given = read_mask(mask)[0]
+    np.testing.assert_array_equal(read_mask(out / "short/00002.png")[0], given)
+    source = FrameSource(short_video)
+    segmenter = VideoSegmenter(LocalEngine(load_osmn(checkpoint), precision="float32"))
+    segmenter.start(source.frame(2), given)
+    expected = segmenter.step(source.frame(3))
+    np.testing.assert_array_equal(read_mask(out / "short/00003.png")[0], expected.labels)
+    np.testing.assert_allclose(np.load(out / "short/00003.obj1.npy"),
+                               expected.probabilities[0], atol=1e-6)
+    with pytest.raises(UserError, match="--start_frame: 4 is outside"):
+        infer.run(str(short_video), str(mask), str(checkpoint), str(out), start_frame=4)

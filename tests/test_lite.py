@@ -11,6 +11,7 @@ from lite_weights import randomize
 from osmn import config
 from osmn.config import ConfigError, ModelConfig
 from osmn.errors import UserError
+from osmn.inference.engine import segment_objects
 from osmn.model import OSMN, load_osmn, save_osmn
 from osmn.model.lite import load_imagenet_mobilenet, resize_bilinear_tf1
 
@@ -125,7 +126,7 @@ def test_batch_of_one_frame_is_shared_by_k_objects():
     image = tf.random.normal((1, 40, 50, 3), stddev=60.0)
     guides = tf.random.uniform((3, 40, 50, 1))
     gammas = tf.random.uniform((3, model.gamma_size), 0.5, 1.5)
-    shared = model.segment_objects(image, guides, gammas)
+    shared = segment_objects(model, image, guides, gammas)
     one_by_one = [model.segment(image, guides[k:k + 1], gammas[k:k + 1]) for k in range(3)]
     np.testing.assert_allclose(shared.numpy(), tf.concat(one_by_one, 0).numpy(), atol=1e-5)
 

@@ -11,8 +11,7 @@ import tensorflow as tf
 from osmn.errors import UserError
 from osmn.kernels import build
 from osmn.model import OSMN
-from osmn.model import modulation_pass
-from osmn.model.fast_inference import make_inference_fn
+from osmn.inference.engine import LocalEngine, modulation_pass
 from layer_checks import randomize_weights as randomize
 
 needs_compiler = pytest.mark.skipif(build.compiler() is None,
@@ -192,12 +191,11 @@ def test_kernel_choice_is_checked():
 def test_bfloat16_frames_agree_with_either_kernel_and_trace_once():
     model = OSMN({"width_multiplier": 1 / 16})
     randomize(model, seed=7)
-    native = make_inference_fn(model, "bfloat16", modulation_kernel="native")
+    native = LocalEngine(model, "bfloat16", modulation_kernel="native")
     assert native.modulation_kernel == "native"
-    xla = make_inference_fn(model, "bfloat16", modulation_kernel="xla")
-    unfused = make_inference_fn(model, "bfloat16", modulation_kernel="native")
-    unfused.model.segmentation_network.fuse_block_ends = False
-    exact = make_inference_fn(model, "float32", jit_compile=False, modulation_kernel="xla")
+    xla = LocalEngine(model, "bfloat16", modulation_kernel="xla")
+    unfused = LocalEngine(model, "bfloat16", modulation_kernel="native", fuse_block_ends=False)
+    exact = LocalEngine(model, "float32", jit_compile=False, modulation_kernel="xla")
     rng = np.random.default_rng(7)
     for k, (height, width) in [(1, (33, 47)), (3, (40, 56))]:
         image = tf.constant(rng.normal(0, 50, (1, height, width, 3)), tf.float32)
@@ -215,7 +213,7 @@ def test_bfloat16_frames_agree_with_either_kernel_and_trace_once():
         assert (np.abs(actual.numpy() - reference).mean()
                 <= np.abs(expected.numpy() - reference).mean() * 1.05)
         assert actual.numpy().std() > 1e-4  # not a constant map
-    assert native.trace_count() == 1
+    assert native.trace_count == 1
 
 
 @needs_compiler
@@ -226,8 +224,8 @@ def test_native_kernel_without_a_visual_modulator_serves_several_objects():
     image = tf.constant(rng.normal(0, 50, (1, 24, 32, 3)), tf.float32)
     spatial = tf.constant(rng.uniform(0, 1, (2, 24, 32, 1)), tf.float32)
     gammas = tf.ones((2, model.gamma_size))
-    native = make_inference_fn(model, "float32", jit_compile=False, modulation_kernel="native")
-    xla = make_inference_fn(model, "float32", jit_compile=False, modulation_kernel="xla")
+    native = LocalEngine(model, "float32", jit_compile=False, modulation_kernel="native")
+    xla = LocalEngine(model, "float32", jit_compile=False, modulation_kernel="xla")
     actual, expected = native.segment(image, spatial, gammas)[0], xla.segment(image, spatial,
                                                                                gammas)[0]
     assert actual.shape == (2, 24, 32, 1)

@@ -37,10 +37,13 @@ flags.DEFINE_integer("finetune_steps", 0, "Online fine-tuning steps per object o
                      "(the paper's Table 3 used 100).")
 flags.DEFINE_bool("crf", False, "Dense-CRF post-processing (needs pydensecrf2).")
 flags.DEFINE_bool("save_scores", False, "Save each object's float32 probabilities as .npy.")
-flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"],
-                  "Compute precision. bfloat16 (mixed_bfloat16: float32 weights, bfloat16 "
-                  "compute) is about 2x faster on CPUs with AMX or AVX512-BF16; its masks agreed "
-                  "with float32 at IoU 0.998 on the sample video (docs/performance.md).")
+flags.DEFINE_enum("precision", "auto", ["auto", "float32", "bfloat16"],
+                  "Compute precision. auto: the fastest for this model on this CPU without "
+                  "changing the masks materially: bfloat16 (mixed_bfloat16: float32 weights, "
+                  "bfloat16 compute; masks at IoU 0.998 of float32) for the VGG16 model on CPUs "
+                  "with AMX or AVX512-BF16, float32 otherwise (docs/performance.md).")
+flags.DEFINE_integer("start_frame", 0, "Index of the first frame to segment; --mask is then "
+                     "the mask of that frame. Earlier frames are neither segmented nor written.")
 FLAGS = flags.FLAGS
 
 # Largest --im_size side: 4096 covers 4K video (3840x2160); beyond it one frame's activations
@@ -87,25 +90,25 @@ def _load_model(path):
 
 def run(video, mask, checkpoint, output, sequence=None, overlay=False, im_size=None,
         keep_last_guide=False, finetune_steps=0, crf=False, save_scores=False,
-        precision="float32"):
+        precision="auto", start_frame=0):
     """Segment one video; returns the summary line. Raises UserError on bad input."""
     output = check_flags(output, finetune_steps)
     from osmn.progress import Progbar  # noqa: PLC0415
-    from osmn.inference import ResultWriter, VideoSegmenter, publish_sequence  # noqa: PLC0415
+    from osmn.inference import (LocalEngine, ResultWriter, VideoSegmenter,  # noqa: PLC0415
+                                publish_sequence, segment_video)
     from osmn.inference.video_input import open_video  # noqa: PLC0415
 
-    opened = open_video(video, mask, sequence)
-    source, labels, palette, ids, frame0, sequence = (
-        opened.source, opened.labels, opened.palette, opened.ids, opened.frame0, opened.sequence)
+    opened = open_video(video, mask, sequence, start_frame)
+    source, labels, palette, ids, sequence = (
+        opened.source, opened.labels, opened.palette, opened.ids, opened.sequence)
     postprocess = None
     if crf:
         from osmn.inference.crf import DenseCrf  # noqa: PLC0415
         postprocess = DenseCrf()
-    from osmn.model.fast_inference import inference_model  # noqa: PLC0415
     loaded = _load_model(checkpoint)
     # The model's own working size (the size it was validated at) unless --im_size is given.
     work_size = im_size or loaded.config_.working_size
-    model = inference_model(loaded, precision)
+    engine = LocalEngine(loaded, precision=precision)
 
     # Everything goes into a temporary folder beside the output, published at the end; it is
     # removed on any error, Ctrl-C or SIGTERM (osmn.cli.run_tool).
@@ -115,28 +118,22 @@ def run(video, mask, checkpoint, output, sequence=None, overlay=False, im_size=N
             finetune_bar = Progbar(finetune_steps * len(ids), unit_name="step")
             print(f"Fine-tuning {len(ids)} object(s) for {finetune_steps} steps each:")
         segmenter = VideoSegmenter(
-            model, keep_last_guide=keep_last_guide, work_size=work_size, postprocess=postprocess,
+            engine, keep_last_guide=keep_last_guide, work_size=work_size, postprocess=postprocess,
             finetune_steps=finetune_steps,
             on_finetune_step=(lambda step, loss: finetune_bar.add(1, [("loss", loss)]))
             if finetune_bar else None)
         started = time.perf_counter()
         with ResultWriter(temp_root, sequence, palette, ids, overlay=overlay,
                           save_scores=save_scores, fps=source.fps) as writer:
-            first = segmenter.start(frame0, labels)
-            writer.put(source.names[0], frame0, first.labels,
-                       first.probabilities if save_scores else None)
-            bar = Progbar(len(source), unit_name="frame")
-            bar.update(1)
-            for index, frame in source.prefetched(1, frame0.shape):
-                result = segmenter.step(frame)
-                writer.put(source.names[index], frame, result.labels,
-                           result.probabilities if save_scores else None)
-                bar.update(index + 1)
+            bar = Progbar(len(source) - start_frame, unit_name="frame")
+            written = segment_video(segmenter, source, labels, writer, start_frame, save_scores,
+                                    on_frame=bar.update)
         total = time.perf_counter() - started
         publish_sequence(temp_root, output, sequence)
     times = segmenter.step_seconds
-    parts = [f"{len(source)} frames", f"{len(ids)} object(s) (ids {', '.join(map(str, ids))})",
-             f"modulator {segmenter.modulator_seconds:.2f} s once"]
+    frames = f"{written} frames" + (f" (from frame {start_frame})" if start_frame else "")
+    parts = [frames, f"{len(ids)} object(s) (ids {', '.join(map(str, ids))})",
+             segmenter.describe(), f"modulator {segmenter.modulator_seconds:.2f} s once"]
     if len(times) > 1:  # The first step includes tracing the tf.function: reported apart.
         parts.append(f"segmentation {sum(times[1:]) / (len(times) - 1):.3f} s/frame over "
                      f"{len(times) - 1} frames after a first frame of {times[0]:.2f} s (tracing)")
@@ -160,7 +157,8 @@ def main(argv):
     check_flags(FLAGS.output, FLAGS.finetune_steps)
     print(run(FLAGS.video, FLAGS.mask, FLAGS.checkpoint, FLAGS.output, FLAGS.sequence,
               FLAGS.overlay, _im_size(FLAGS.im_size), FLAGS.keep_last_guide,
-              FLAGS.finetune_steps, FLAGS.crf, FLAGS.save_scores, FLAGS.precision))
+              FLAGS.finetune_steps, FLAGS.crf, FLAGS.save_scores, FLAGS.precision,
+              FLAGS.start_frame))
 
 
 def entry():

@@ -45,32 +45,28 @@ FLAGS = flags.FLAGS
 def run(server, model, video, output, mask=None, version=None, sequence=None, overlay=False,
         keep_last_guide=False, save_scores=False, timeout=120.0) -> str:
     """Segment one video through the server; returns the summary line. Raises UserError."""
-    from osmn.export.remote_segmenter import RemoteVideoSegmenter  # noqa: PLC0415
     from osmn.export.rest_client import ServingClient  # noqa: PLC0415
+    from osmn.export.serving_backend import ServingBackend  # noqa: PLC0415
+    from osmn.inference.driver import segment_video  # noqa: PLC0415
     from osmn.inference.video_input import open_video  # noqa: PLC0415
+    from osmn.inference.video_segmenter import VideoSegmenter  # noqa: PLC0415
     from osmn.inference.writer import ResultWriter, publish_sequence  # noqa: PLC0415
 
     output = check_flags(output, timeout)
     client = ServingClient(server, model, version, timeout)
     opened = open_video(video, mask, sequence)
-    source, labels, palette, ids, frame0, sequence = (
-        opened.source, opened.labels, opened.palette, opened.ids, opened.frame0, opened.sequence)
+    source, labels, palette, ids, sequence = (
+        opened.source, opened.labels, opened.palette, opened.ids, opened.sequence)
 
-    segmenter = RemoteVideoSegmenter(client, keep_last_guide=keep_last_guide)
+    segmenter = VideoSegmenter(ServingBackend(client), keep_last_guide=keep_last_guide)
     started = time.perf_counter()
     # Everything goes into a temporary folder beside the output, published at the end; it is
     # removed on any error, Ctrl-C or SIGTERM (osmn.cli.run_tool).
     with temp_dir(output) as temp_root:
         with ResultWriter(temp_root, sequence, palette, ids, overlay=overlay,
                           save_scores=save_scores, fps=source.fps) as writer:
-            first_labels, first_probabilities = segmenter.start(frame0, labels)
-            writer.put(source.names[0], frame0, first_labels,
-                       first_probabilities if save_scores else None)
-            for index, frame in source.prefetched(1, frame0.shape):
-                frame_labels, probabilities = segmenter.step(frame)
-                writer.put(source.names[index], frame, frame_labels,
-                           probabilities if save_scores else None)
-                _progress(index + 1, len(source))
+            segment_video(segmenter, source, labels, writer, save_scores=save_scores,
+                          on_frame=lambda done: _progress(done, len(source)))
         total = time.perf_counter() - started
         publish_sequence(temp_root, output, sequence)
     frames = max(segmenter.frames_segmented, 1)

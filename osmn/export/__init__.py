@@ -2,8 +2,8 @@
 
 * `OSMNServingModule`: the signatures; `export_saved_model`: writes `export_dir/<version>/`
   atomically (both need TensorFlow).
-* `ServingClient`, `RemoteVideoSegmenter`: segment a video through TF Serving's REST API
-  (numpy only).
+* `ServingClient`, `ServingBackend`: TF Serving's REST API as the backend of
+  `osmn.inference.VideoSegmenter` (numpy only).
 
 Names are imported on first use, so the client side does not import TensorFlow.
 """
@@ -20,7 +20,7 @@ _EXPORTS = {
     "reference_probability": "osmn.export.saved_model",
     "verify_export": "osmn.export.saved_model",
     "ServingClient": "osmn.export.rest_client",
-    "RemoteVideoSegmenter": "osmn.export.remote_segmenter",
+    "ServingBackend": "osmn.export.serving_backend",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -95,8 +95,8 @@ class OSMNServingModule(tf.Module):
 
         def segment(image, spatial_guide, gamma):
             # An image of batch 1 goes in as is: the layers before the first modulation run
-            # once for all objects (`OSMN.segment_objects`); the output is broadcast to B for
-            # models without modulators.
+            # once for all objects (batch broadcasting in `OSMN.segment`); the output is
+            # broadcast to B for models without modulators.
             shape = tf.shape(spatial_guide)
             with tf.control_dependencies([
                     _assert_same_size(image, spatial_guide, "spatial_guide"),

@@ -148,16 +148,17 @@ class FrameSource:
                     future.cancel()
 
 
-def default_mask_path(video_path) -> pathlib.Path:
-    """The first annotation in the DAVIS layout for a frame folder.
+def default_mask_path(video_path, index: int = 0) -> pathlib.Path:
+    """Frame `index`'s annotation (default: the first) in the DAVIS layout for a frame folder.
 
-    `.../JPEGImages/<res>/<seq>` -> `.../Annotations/<res>/<seq>/<first frame>.png`; any other
-    folder -> `<folder>/../Annotations/<folder name>/<first frame>.png`.
+    `.../JPEGImages/<res>/<seq>` -> `.../Annotations/<res>/<seq>/<frame>.png`; any other
+    folder -> `<folder>/../Annotations/<folder name>/<frame>.png`.
     """
     video_path = pathlib.Path(video_path)
     frames = sorted(p for p in video_path.iterdir()
                     if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    first = (frames[0].stem if frames else f"{0:0{FRAME_NAME_DIGITS}d}") + ".png"
+    first = (frames[index].stem if index < len(frames)
+             else f"{index:0{FRAME_NAME_DIGITS}d}") + ".png"
     parts = list(video_path.resolve().parts)
     if "JPEGImages" in parts:
         index = len(parts) - 1 - parts[::-1].index("JPEGImages")

@@ -19,15 +19,16 @@ from osmn.io import davis_palette, read_mask
 
 @dataclasses.dataclass
 class VideoInput:
-    """A video with its first-frame mask.
+    """A video with the mask of its first segmented frame.
 
     Attributes:
         source: the frames.
-        labels: [H, W] uint8 first-frame label map (0 background, 255 void, ids 1..).
+        labels: [H, W] uint8 label map of frame `start_frame` (0 background, 255 void, ids 1..).
         palette: the mask's palette, or the DAVIS palette for a grey mask.
         ids: the object ids present in `labels`, ascending.
-        frame0: [H, W, 3] uint8 RGB first frame.
+        frame0: [H, W, 3] uint8 RGB frame `start_frame`, the first segmented frame.
         sequence: the sequence name used for the output folder.
+        start_frame: int. Index of the first segmented frame (the mask's frame).
     """
 
     source: FrameSource
@@ -36,30 +37,37 @@ class VideoInput:
     ids: List[int]
     frame0: np.ndarray
     sequence: str
+    start_frame: int = 0
 
 
-def open_video(video, mask=None, sequence: Optional[str] = None) -> VideoInput:
-    """Open `video` (folder of frames or a video file) and its first-frame `mask`.
+def open_video(video, mask=None, sequence: Optional[str] = None,
+               start_frame: int = 0) -> VideoInput:
+    """Open `video` (folder of frames or a video file) and the `mask` of frame `start_frame`.
 
-    `mask` defaults to the DAVIS layout's first annotation (folders only).
+    `mask` defaults to the DAVIS layout's annotation of that frame (folders only).
 
     Raises:
-        UserError: missing video or mask, a video file without --mask, a mask with no object, or
-            a mask whose size differs from the frames.
+        UserError: missing video or mask, a video file without --mask, a start frame outside
+            the video, a mask with no object, or a mask whose size differs from the frames.
     """
     source = FrameSource(video)
+    if not 0 <= start_frame < len(source):
+        raise UserError(f"--start_frame: {start_frame} is outside the video's frames "
+                        f"0..{len(source) - 1}")
     if mask is None:
         if not source.is_folder:
-            raise UserError(f"{video}: a video file needs --mask (its first-frame mask)")
-        mask = default_mask_path(video)
+            raise UserError(f"{video}: a video file needs --mask (the mask of its first "
+                            "segmented frame)")
+        mask = default_mask_path(video, start_frame)
     labels, palette = read_mask(mask)
     ids = object_ids(labels)
     if not ids:
         raise UserError(f"{mask}: the mask holds no object (only background/void)")
-    frame0 = source.frame(0)
+    frame0 = source.frame(start_frame)
     if labels.shape != frame0.shape[:2]:
         raise UserError(f"{mask}: mask size {labels.shape[1]}x{labels.shape[0]} differs from the "
-                        f"frame size {frame0.shape[1]}x{frame0.shape[0]} of {source.file(0)}")
+                        f"frame size {frame0.shape[1]}x{frame0.shape[0]} of "
+                        f"{source.file(start_frame)}")
     palette = davis_palette() if palette is None else palette
     sequence = sequence or (source.path.name if source.is_folder else source.path.stem)
-    return VideoInput(source, labels, palette, ids, frame0, sequence)
+    return VideoInput(source, labels, palette, ids, frame0, sequence, start_frame)

@@ -12,7 +12,7 @@
 // OsmnModulatePoolTaps: the same pass for the LAST modulated conv of a side-output block
 // (conv3_3, conv4_3, conv5_3), fused with the two ops that read its output in inference: the
 // 2x2 stride-2 SAME max pool into the next block and the side output's 1x1 product to the 9
-// folded kernel taps (osmn/model/fused_head.py `side_taps`). The modulated map is formed one
+// folded kernel taps (osmn/inference/engine/fused_head.py `side_taps`). The modulated map is formed one
 // pixel at a time in a small buffer and never written to memory (docs/performance.md, item 17).
 //
 // Built on first use by osmn/kernels/build.py with TF's own compile flags (no -march: TF's

@@ -17,7 +17,7 @@ from osmn.config import ModelConfig
 from osmn.model.lite.segmentation_network import LiteSegmentationNetwork
 from osmn.model.lite.spatial_modulator import LiteSpatialModulator
 from osmn.model.lite.visual_modulator import LiteVisualModulator
-from osmn.model.segmentation_network import GuideBias, SegmentationNetwork
+from osmn.model.segmentation_network import SegmentationNetwork
 from osmn.model.spatial_modulator import SpatialModulator
 from osmn.model.visual_modulator import VisualModulator
 
@@ -111,79 +111,17 @@ class OSMN(keras.Model):
         return self.spatial_modulator(spatial_guide, training=self._bn_training(training))
 
     def segment(self, image, spatial_guide, gamma, training=False):
-        """Image [B, H, W, 3], spatial guide [B, H, W, 1], gamma [B, G] -> logits [B, H, W, 1]."""
+        """Image [B, H, W, 3], spatial guide [B, H, W, 1], gamma [B, G] -> logits [B, H, W, 1].
+
+        B of the image may be 1 with K guides and gammas: the frame is then shared by the K
+        objects and the layers before the first modulation run once (batch broadcasting).
+        """
         betas = self.spatial_biases(spatial_guide, training=training)
         gamma = gamma if self.visual_modulator is not None else None
         if self.config_.backbone == "lite":  # MobileNet has batch norm; VGG16 has none.
             return self.segmentation_network(image, gamma, betas,
                                              training=self._bn_training(training))
         return self.segmentation_network(image, gamma, betas)
-
-    def segment_objects(self, image, spatial_guides, gammas, fused=True,
-                        modulation_kernel="xla"):
-        """Segment K objects in one frame with one batched pass (inference).
-
-        The frame is NOT repeated K times: everything before the first modulation (by default
-        conv1_1..conv3_1's conv and ReLU, the pools and the conv2_2 side output) runs once on
-        the [1, ...] image, and the first visual scale or spatial bias broadcasts it to the K
-        objects (see `SegmentationNetwork`). Same result as K separate `segment` calls.
-
-        Args:
-            image: [1, H, W, 3] float32, BGR minus mean.
-            spatial_guides: [K, H, W, 1] float32, one guide per object.
-            gammas: [K, G], one gamma per object (from `modulate`, computed once per video).
-            fused: bool. VGG16 backbone only (ignored for lite). The inference formulation:
-                the spatial modulator folded into per-layer `GuideBias`es so that each
-                modulated layer's scale and bias are one pass (`modulation_pass`), and the
-                side outputs, upsampling and fusion regrouped (`fused_head`). The same values
-                up to rounding, much faster (docs/performance.md). Defaults to True.
-            modulation_kernel: "xla" or "native" (`osmn.model.modulation_pass`; "native"
-                cannot run inside an XLA-compiled function or a SavedModel). Defaults to "xla".
-
-        Returns:
-            logits: [K, H, W, 1] float32.
-        """
-        vgg16_fused = fused and self.config_.backbone == "vgg16"  # the fused forms are VGG16's.
-        if vgg16_fused and self.spatial_modulator is not None:
-            betas = self._guide_biases(spatial_guides)
-        else:
-            betas = self.spatial_biases(spatial_guides, training=False)
-        gammas = gammas if self.visual_modulator is not None else None
-        if vgg16_fused:
-            logits = self.segmentation_network(image, gammas, betas,
-                                               modulation_kernel=modulation_kernel,
-                                               inference_head=True)
-        else:
-            logits = self.segmentation_network(image, gammas, betas)
-        # Without any modulator nothing depends on the object: broadcast the one map to K.
-        shape = ops.shape(spatial_guides)
-        return ops.broadcast_to(logits, (shape[0], shape[1], shape[2], 1))
-
-    def _guide_biases(self, spatial_guides):
-        """The spatial modulator in inference mode, folded: layer name -> `GuideBias`.
-
-        Block b's maps are relu(BN(pooled_guide * w)) with w the bias-free 1x1 conv from one
-        channel and BN an affine map per channel with the moving statistics, so layer i's beta
-        is relu(pooled_guide * scale + shift) with scale = w * g / sqrt(var + eps) and shift =
-        beta_bn - mean * g / sqrt(var + eps) (sliced to the layer's channels as the modulator
-        slices its maps). Same values as `spatial_biases(training=False)` up to rounding.
-        """
-        modulator = self.spatial_modulator
-        pooled = {1: spatial_guides}
-        for block in range(2, max(b for b, _, _ in modulator.blocks) + 1):
-            pooled[block] = modulator.pool(pooled[block - 1])
-        betas = {}
-        for (block, names, channels), conv, norm in zip(modulator.blocks, modulator.convs,
-                                                        modulator.norms):
-            inv = ops.rsqrt(ops.convert_to_tensor(norm.moving_variance) + norm.epsilon)
-            scale = ops.convert_to_tensor(norm.gamma) * inv
-            shift = ops.convert_to_tensor(norm.beta) - ops.convert_to_tensor(
-                norm.moving_mean) * scale
-            scale = ops.reshape(ops.convert_to_tensor(conv.kernel), (-1,)) * scale
-            for i, name in enumerate(names):
-                part = slice(i * channels, (i + 1) * channels)
-                betas[name] = GuideBias(pooled[block], scale[part], shift[part])
-        return betas
 
     def call(self, inputs, training=False):
         gamma = self.modulate(inputs["visual_guide"], training=training)

@@ -12,10 +12,8 @@ A VGG16 hyper-column FCN as in OSVOS:
                                      upscore_fuse (1x1 conv) -> logit
 
 The concat + fusion is computed in the equivalent form sum_j up_j(side_j @ W_fuse_j) + b (see
-`_fused_side_output`); inference (`inference_head=True`, used by `OSMN.segment_objects`)
-regroups the same function once more for speed (`osmn/model/fused_head.py`). Batch broadcasting: an image batch of 1 with gamma/betas of batch K
-gives K outputs; the layers before the first modulation then run once, not K times (used by
-`OSMN.segment_objects`).
+`_fused_side_output`). Batch broadcasting: an image batch of 1 with gamma/betas of batch K
+gives K outputs; the layers before the first modulation then run once, not K times.
 
 Every conv of the modulated blocks (conv3_1..conv5_3 by default) is followed by its ReLU, then
 the visual scale, then the spatial bias: y = relu(conv(x)) * gamma_c + beta (original
@@ -24,36 +22,14 @@ the visual scale, then the spatial bias: y = relu(conv(x)) * gamma_c + beta (ori
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import keras
 import tensorflow as tf
 
 from osmn import config
 from osmn.config import ModelConfig
-from osmn.model import fused_head
 from osmn.model.modulation import ChannelScale, SpatialBias
-from osmn.model.modulation_pass import modulate, modulate_pool_taps_native
 from osmn.model.upsampling import BilinearUpsampling
 from osmn.model.vgg import build_vgg_conv_blocks, conv_initializer, max_pool, vgg_conv_blocks
-
-
-class GuideBias(NamedTuple):
-    """One layer's spatial bias, not yet evaluated: beta = relu(guide * scale + shift).
-
-    The spatial modulator in inference mode (batch norm with moving statistics) is exactly this
-    for each layer (`OSMN.segment_objects` folds its 1x1 conv and batch norm into scale and
-    shift), so the bias can be computed inside the modulation pass instead of being written
-    to and read back from memory.
-
-    Attributes:
-        guide: [B, h, w, 1] the spatial guide average-pooled to the layer's resolution.
-        scale, shift: [C] float32.
-    """
-
-    guide: tf.Tensor
-    scale: tf.Tensor
-    shift: tf.Tensor
 
 
 @keras.saving.register_keras_serializable(package="osmn")
@@ -67,24 +43,11 @@ class SegmentationNetwork(keras.layers.Layer):
         image: [B, H, W, 3] float32, BGR minus mean; any H, W >= 1. B may be 1 while gamma
             and betas have batch K: the image is then shared by the K objects.
         gamma: [B, G] scales, or None (no visual modulation).
-        betas: dict layer name -> [B, h, w, C] biases or `GuideBias` (inference: scale and
-            bias then run as one pass, `osmn.model.modulation_pass`), or None (no spatial
-            modulation).
-        modulation_kernel: "xla" or "native", the kernel of the `GuideBias` passes. With
-            "native" and `inference_head`, each side block's last pass also does the block's
-            max pool and side taps (`_fused_block_end`). Defaults to "xla".
-        inference_head: bool. Compute the side outputs, upsampling and fusion in the inference
-            formulation (`osmn.model.fused_head`: the same function regrouped, one XLA
-            computation after the side taps). Defaults to False (the training formulation).
+        betas: dict layer name -> [B, h, w, C] biases, or None (no spatial modulation).
 
     Returns:
         logits: [B, H, W, 1] float32 (batch max(B, K) when broadcasting).
     """
-
-    # With the native kernel and the inference head, run each side block's last modulation
-    # pass, pool and side taps as one op. A switch only so that benchmarks can time the unfused
-    # ops in the same frame (set it before the function is traced).
-    fuse_block_ends = True
 
     def __init__(self, model_config=None, **kwargs):
         super().__init__(**kwargs)
@@ -122,74 +85,27 @@ class SegmentationNetwork(keras.layers.Layer):
     def trunk_layers(self):
         return [conv for block in self.conv_blocks for conv in block]
 
-    def call(self, image, gamma=None, betas=None, modulation_kernel="xla", inference_head=False):
+    def call(self, image, gamma=None, betas=None):
         x = image
         logits = None
-        taps, tap_biases = [], []
-        # With the native kernel, a side block's last modulated conv runs its pass, the pool
-        # into the next block and its side taps as one op (`_fused_block_end`).
-        fuse_block_ends = (inference_head and modulation_kernel == "native"
-                           and self.fuse_block_ends)
-        pooled_already = False
         for block, convs in enumerate(self.conv_blocks, start=1):
-            if block > 1 and not pooled_already:
+            if block > 1:
                 x = self.pools[block - 2](x)
-            pooled_already = block_taps = False
             for conv in convs:
                 x = conv(x)
-                name = conv.name
-                scaled = gamma is not None and name in self.gamma_slices
-                biased = betas is not None and name in betas
-                if scaled:
-                    start, stop = self.gamma_slices[name]
-                if biased and isinstance(betas[name], GuideBias):
-                    beta = betas[name]
-                    scales = (gamma[:, start:stop] if scaled
-                              else tf.ones((tf.shape(beta.guide)[0], conv.filters), tf.float32))
-                    if (fuse_block_ends and conv is convs[-1]
-                            and block in config.SIDE_OUTPUT_BLOCKS):
-                        x, block_taps = self._fused_block_end(block, x, scales, beta)
-                        pooled_already = True
-                        continue
-                    x = modulate(x, scales, beta.guide, beta.scale, beta.shift,
-                                 kernel=modulation_kernel)
-                    continue
-                if scaled:
+                if gamma is not None and conv.name in self.gamma_slices:
+                    start, stop = self.gamma_slices[conv.name]
                     x = self.scale(x, gamma[:, start:stop])
-                if biased:
-                    x = self.bias(x, betas[name])
-            if block in config.SIDE_OUTPUT_BLOCKS and inference_head:
-                side, rows = self._side(block)
-                taps.append(block_taps if pooled_already else fused_head.side_taps(x, side, rows))
-                tap_biases.append(fused_head.tap_bias(side, rows))
-            elif block in config.SIDE_OUTPUT_BLOCKS:
+                if betas is not None and conv.name in betas:
+                    x = self.bias(x, betas[conv.name])
+            if block in config.SIDE_OUTPUT_BLOCKS:
                 term = self._fused_side_output(block, x, image)
                 logits = term if logits is None else logits + term
-        if inference_head:
-            shape = tf.shape(image)
-            return fused_head.fused_logits(tuple(taps), tf.stack(tap_biases),
-                                           tf.convert_to_tensor(self.fuse.bias),
-                                           shape[1], shape[2])
         logits = logits + tf.cast(self.fuse.bias, logits.dtype)
         return tf.cast(logits, tf.float32)
 
-    def _fused_block_end(self, block, x, scales, beta):
-        """Side block `block`'s last modulated layer in inference with the native kernel: the
-        modulation pass, the max pool into the next block (none after the last block) and the
-        block's side taps in one op, the modulated map never written to memory
-        (`modulation_pass.modulate_pool_taps_native`; docs/performance.md, item 17).
-
-        Returns:
-            (pooled [K, ceil(h / 2), ceil(w / 2), C] or None after the last block,
-             taps [K, h, w, 9] float32).
-        """
-        side, rows = self._side(block)
-        return modulate_pool_taps_native(x, scales, beta.guide, beta.scale, beta.shift,
-                                         fused_head.tap_kernel(side, rows),
-                                         pool=block < len(self.conv_blocks))
-
-    def _side(self, block):
-        """Side block `block`'s 3x3 conv and the [16, 1] fusion-kernel rows that read it."""
+    def side_output(self, block):
+        """Side block `block`'s 3x3 conv and the [16, 1] rows of the fusion kernel that read it."""
         index = config.SIDE_OUTPUT_BLOCKS.index(block)
         channels = config.SIDE_OUTPUT_CHANNELS
         return (self.side_convs[index],
@@ -207,7 +123,7 @@ class SegmentationNetwork(keras.layers.Layer):
         Returns:
             [B, H, W, 1] in the compute dtype, without the fusion bias.
         """
-        side_conv, rows = self._side(block)
+        side_conv, rows = self.side_output(block)
         side = side_conv(x)
         side = tf.einsum("bhwc,co->bhwo", side, tf.cast(rows, side.dtype))
         return self.upsamplers[config.SIDE_OUTPUT_BLOCKS.index(block)](side, image)

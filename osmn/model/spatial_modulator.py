@@ -10,11 +10,27 @@ batch norm + ReLU is what the authors' code does, and we follow the code.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import keras
+from keras import ops
 
 from osmn import config
 from osmn.config import ModelConfig
 from osmn.model.vgg import conv_initializer
+
+
+class AffineBias(NamedTuple):
+    """One layer's bias in inference, not yet evaluated: beta = relu(guide * scale + shift).
+
+    Attributes:
+        guide: [B, h, w, 1] the spatial guide average-pooled to the layer's resolution.
+        scale, shift: [C] float32.
+    """
+
+    guide: object
+    scale: object
+    shift: object
 
 
 @keras.saving.register_keras_serializable(package="osmn")
@@ -72,6 +88,37 @@ class SpatialModulator(keras.layers.Layer):
             for i, name in enumerate(names):
                 betas[name] = maps[..., i * channels:(i + 1) * channels]
         return betas
+
+    def affine_biases(self, spatial_guide):
+        """The biases of `call(spatial_guide, training=False)` in their affine form, unevaluated.
+
+        With the moving statistics, block b's maps are relu(BN(pooled_guide * w)): w is the
+        bias-free 1x1 conv from ONE channel and BN an affine map per channel, so layer i's beta
+        is relu(pooled_guide * scale + shift) with scale = w * g / sqrt(var + eps) and shift =
+        beta_bn - mean * g / sqrt(var + eps), sliced to the layer's channels as `call` slices
+        its maps. Same values as `call(training=False)` up to rounding; for code that evaluates
+        the bias inside another pass (`osmn.inference.engine`) instead of writing it to memory.
+
+        Args:
+            spatial_guide: [B, H, W, 1] float32.
+
+        Returns:
+            dict: layer name -> `AffineBias`.
+        """
+        pooled = {1: spatial_guide}
+        for block in range(2, max(b for b, _, _ in self.blocks) + 1):
+            pooled[block] = self.pool(pooled[block - 1])
+        biases = {}
+        for (block, names, channels), conv, norm in zip(self.blocks, self.convs, self.norms):
+            inv = ops.rsqrt(ops.convert_to_tensor(norm.moving_variance) + norm.epsilon)
+            scale = ops.convert_to_tensor(norm.gamma) * inv
+            shift = ops.convert_to_tensor(norm.beta) - ops.convert_to_tensor(
+                norm.moving_mean) * scale
+            scale = ops.reshape(ops.convert_to_tensor(conv.kernel), (-1,)) * scale
+            for i, name in enumerate(names):
+                part = slice(i * channels, (i + 1) * channels)
+                biases[name] = AffineBias(pooled[block], scale[part], shift[part])
+        return biases
 
     def kernels(self):
         """Kernels that get weight decay: the three 1x1 convs (batch norm excluded)."""

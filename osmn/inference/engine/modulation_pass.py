@@ -4,7 +4,7 @@
 
 with b = k, or b = 0 when x is the frame shared by K objects (batch broadcast). This is
 `ChannelScale` then `SpatialBias` on the spatial modulator's inference-mode output (see
-`OSMN._guide_biases`) without writing the biases to memory. Two kernels compute it:
+`SpatialModulator.folded_biases`) without writing the biases to memory. Two kernels compute it:
 
 * "xla": an XLA-compiled loop (works anywhere, also inside a whole-frame XLA function);
 * "native": the C++ op `osmn/kernels/modulate_op.cc` (built on first use), bit-identical in

@@ -1,0 +1,236 @@
+"""The inference engine: one `OSMN` as the fast per-frame graph every caller runs.
+
+`LocalEngine(model, precision)` builds, from a model's public parts:
+
+* the model to run at the precision (`inference_model`: a copy under Keras' `mixed_bfloat16`
+  policy for bfloat16, the model itself for float32);
+* `modulate`: visual guides [K, 224, 224, 3] -> gammas [K, G], once per object;
+* `segment`: THE per-frame function, (image [1, H, W, 3], spatial guides [K, H, W, 1], gammas
+  [K, G]) -> (probabilities, masks) for K objects in one pass (`forward.segment_objects`),
+  XLA-compiled where that measured faster for the backbone and precision;
+* `segment_frame`: what `osmn.inference.VideoSegmenter` calls each frame: the frame (uint8, any
+  size) resized to the working size, the spatial guides from the previous masks, then
+  `segment`, as one traced function. The tool, the benchmarks and the app all run this.
+
+Every function has a dynamic-shape input signature: a video is traced once, whatever its
+size and number of objects.
+
+Example:
+>>> engine = LocalEngine(model)                          # precision="auto"
+>>> gammas = engine.modulate(visual_guides)              # [K, 224, 224, 3] -> [K, G], once
+>>> probabilities, masks = engine.segment(image, guides, gammas)   # every frame
+>>> engine.trace_count                                   # 1, whatever the sizes and K
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from osmn import config
+from osmn.errors import UserError
+from osmn.guides import spatial_guide, visual_guide
+from osmn.inference.engine.forward import segment_objects
+from osmn.inference.engine.modulation_pass import resolve_kernel
+from osmn.kernels.cpu import cpu_flags
+from osmn.model.osmn_model import OSMN
+from osmn.preprocessing import resize_image, to_model_input
+
+# --precision values (besides "auto") and the Keras dtype policy each one builds the model under.
+PRECISION_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+PRECISIONS = ("auto",) + tuple(PRECISION_POLICIES)
+
+# CPU flags with which bfloat16 convolutions run in hardware (oneDNN: AMX tiles, or AVX-512
+# bfloat16 dot products); without them oneDNN emulates bfloat16 and it is not faster.
+BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
+
+# "auto": the precision per backbone where the CPU has `BF16_CPU_FLAGS`. VGG16: bfloat16, 7x
+# faster than float32 on an AMX Xeon and 2.2x on an AVX512-BF16 EPYC without AMX (medians,
+# loaded host), masks at IoU 0.998. Lite: float32 (on the AMX Xeon its depthwise convs gained
+# nothing from bfloat16; on the EPYC bfloat16 measured faster, under heavy load, not yet
+# confirmed: docs/performance.md). Measured with benchmarks/engine.py
+# (benchmarks/results/engine-*.json).
+BF16_BACKBONES = frozenset({"vgg16"})
+
+# XLA for the per-frame `segment`, per (backbone, precision), where it measured faster
+# (docs/performance.md, benchmarks/results/engine-*.json): VGG16 float32 ~10% less
+# CPU time than oneDNN graph execution; VGG16 bfloat16 5.7x SLOWER (XLA's CPU convolutions use
+# neither AMX nor oneDNN's bfloat16); lite float32 5x slower (0.335 vs 0.065 s/frame).
+XLA_BY_DEFAULT = {("vgg16", "float32"): True, ("vgg16", "bfloat16"): False,
+                  ("lite", "float32"): False, ("lite", "bfloat16"): False}
+
+
+def _check_precision(precision: str, allow_auto: bool = False) -> None:
+    allowed = PRECISIONS if allow_auto else tuple(PRECISION_POLICIES)
+    if precision not in allowed:
+        raise UserError(f"precision must be one of {', '.join(allowed)}, got {precision!r}")
+
+
+def choose_precision(model: OSMN, flags: Optional[frozenset] = None) -> str:
+    """What `precision="auto"` runs `model` at on this CPU (or on a CPU with `flags`)."""
+    flags = cpu_flags() if flags is None else flags
+    if model.config_.backbone in BF16_BACKBONES and flags & BF16_CPU_FLAGS:
+        return "bfloat16"
+    return "float32"
+
+
+def default_jit_compile(model: OSMN, precision: str) -> bool:
+    """Whether `segment` is XLA-compiled by default for `model`'s backbone at `precision`."""
+    return XLA_BY_DEFAULT[(model.config_.backbone, precision)]
+
+
+def inference_model(model: OSMN, precision: str = "float32") -> OSMN:
+    """The model to run at `precision`: `model` itself for float32, else a copy of it.
+
+    The copy is built under the precision's Keras dtype policy (e.g. `mixed_bfloat16`: float32
+    variables, bfloat16 compute) and receives `model`'s float32 weights; the global policy is
+    restored afterwards. Weight names and order are those of `model`.
+
+    Raises:
+        UserError: unknown precision.
+    """
+    _check_precision(precision)
+    policy = PRECISION_POLICIES[precision]
+    if model.segmentation_network.dtype_policy.name == policy:
+        return model
+    model_config = {k: v for k, v in model.get_config().items() if k != "dtype"}
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        copy = OSMN.from_config(model_config)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def working_frame(frame: tf.Tensor, work_hw: tf.Tensor) -> tf.Tensor:
+    """Frame [H, W, 3] uint8 -> [h, w, 3] float32 RGB at the working size.
+
+    Resized with the antialiased bilinear filter and rounded to integers as PIL does (spec,
+    "Input conventions"); returned unchanged (as float32) when the sizes agree.
+    """
+    frame = tf.convert_to_tensor(frame)
+    same = tf.reduce_all(tf.shape(frame)[:2] == work_hw)
+
+    def resize():
+        return tf.clip_by_value(tf.round(resize_image(frame, work_hw[0], work_hw[1])), 0.0, 255.0)
+
+    return tf.cond(same, lambda: tf.cast(frame, tf.float32), resize)
+
+
+class LocalEngine:
+    """One model as the inference graph: the backend of `VideoSegmenter` that runs in-process.
+
+    Args:
+        model: `osmn.model.OSMN` (any backbone; its weights are copied for bfloat16).
+        precision: "auto", "float32" or "bfloat16" (Keras `mixed_bfloat16`: float32 weights,
+            bfloat16 compute; probabilities float32). "auto" is `choose_precision(model)`:
+            bfloat16 for VGG16 on CPUs with AMX or AVX512-BF16, else float32. Defaults to
+            "auto".
+        jit_compile: bool or None. Compile `segment` with XLA (once per distinct (H, W, K)).
+            Defaults to None: `XLA_BY_DEFAULT` for the backbone and precision.
+        modulation_kernel: "auto", "xla" or "native" (`modulation_pass`; VGG16 only). "auto" is
+            "native" when it builds, the CPU has its fast path and `segment` is not
+            XLA-compiled, else "xla". Defaults to "auto".
+        fuse_block_ends: bool. With the native kernel, a side block's last modulation pass,
+            pool and side taps as one op. False only to time the unfused ops. Defaults to True.
+
+    Attributes:
+        source_model: the given model (float32 weights; fine-tuning copies it).
+        model: the model that runs (a bfloat16 copy for precision "bfloat16").
+        precision, jit_compile, modulation_kernel: what was chosen.
+        modulate, segment, segment_frame: the traced functions (see the module docstring).
+        trace_count: int. The most that `segment` or `segment_frame` was traced so far.
+
+    Raises:
+        UserError: unknown precision or kernel; "native" with XLA or where it does not build.
+    """
+
+    def __init__(self, model: OSMN, precision: str = "auto", jit_compile: Optional[bool] = None,
+                 modulation_kernel: str = "auto", fuse_block_ends: bool = True):
+        _check_precision(precision, allow_auto=True)
+        self.source_model = model
+        self.requested_precision = precision
+        self.precision = choose_precision(model) if precision == "auto" else precision
+        self.model = inference_model(model, self.precision)
+        self.jit_compile = (default_jit_compile(model, self.precision) if jit_compile is None
+                            else bool(jit_compile))
+        self.backbone = model.config_.backbone
+        self.modulation_kernel = (resolve_kernel(modulation_kernel, self.jit_compile)
+                                  if self.backbone == "vgg16" else "none")
+        self.fuse_block_ends = fuse_block_ends
+        self._modulation_kernel_arg = modulation_kernel
+        self._traces = [0, 0]  # traces of `segment`, of `segment_frame`
+        run_model, kernel, traces = self.model, self.modulation_kernel, self._traces
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+        def modulate(visual_guides):
+            return tf.cast(run_model.modulate(visual_guides, training=False), tf.float32)
+
+        @tf.function(input_signature=[
+            tf.TensorSpec([1, None, None, 3], tf.float32),
+            tf.TensorSpec([None, None, None, 1], tf.float32),
+            tf.TensorSpec([None, run_model.gamma_size], tf.float32),
+        ], jit_compile=self.jit_compile)
+        def segment(image, spatial_guides, gammas):
+            traces[0] += 1  # Python side effect: runs once per trace, not per call.
+            logits = segment_objects(run_model, image, spatial_guides, gammas,
+                                     modulation_kernel=kernel, fuse_block_ends=fuse_block_ends)
+            probabilities = tf.sigmoid(tf.cast(logits, tf.float32))
+            return probabilities, probabilities > config.MASK_THRESHOLD
+
+        @tf.function(input_signature=[
+            tf.TensorSpec([None, None, 3], tf.uint8),      # frame, any size
+            tf.TensorSpec([2], tf.int32),                  # working (height, width)
+            tf.TensorSpec([None, None, None], tf.uint8),   # previous masks [K, h, w] in {0, 1}
+            tf.TensorSpec([None, run_model.gamma_size], tf.float32),   # gammas [K, G]
+        ])
+        def segment_frame(frame, work_hw, previous_masks, gammas):
+            traces[1] += 1
+            image = to_model_input(working_frame(frame, work_hw))[None]
+            guides = tf.map_fn(lambda m: spatial_guide(m, work_hw[0], work_hw[1]),
+                               previous_masks,
+                               fn_output_signature=tf.TensorSpec([None, None, 1], tf.float32))
+            return segment(image, guides, gammas)[0][..., 0]
+
+        self.modulate, self.segment, self.segment_frame = modulate, segment, segment_frame
+
+    @property
+    def trace_count(self) -> int:
+        """The most that `segment` or `segment_frame` was traced: 1 after any number of
+        frames, sizes and object counts (`segment_frame` calls `segment`)."""
+        return max(self._traces)
+
+    def describe(self) -> str:
+        """The precision and path that run, for a summary line (e.g. "bfloat16, oneDNN graph,
+        native modulation kernel")."""
+        path = "XLA" if self.jit_compile else "oneDNN graph"
+        if self.modulation_kernel == "native":
+            path += ", native modulation kernel"
+        auto = " (auto)" if self.requested_precision == "auto" else ""
+        return f"{self.precision}{auto}, {path}"
+
+    def with_model(self, model: OSMN) -> "LocalEngine":
+        """An engine for another model (e.g. a fine-tuned copy) with the same choices."""
+        return LocalEngine(model, self.precision, self.jit_compile, self._modulation_kernel_arg,
+                           self.fuse_block_ends)
+
+    # The backend interface of `osmn.inference.VideoSegmenter` (numpy in, numpy out).
+    def modulate_objects(self, frame: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        """Frame [H, W, 3] uint8 and object masks [K, H, W] (foreground > 0) -> gammas [K, G]:
+        each object's visual guide (box crop of this frame, `osmn.guides.visual_guide`) through
+        the visual modulator."""
+        image = tf.cast(tf.convert_to_tensor(frame), tf.float32)
+        guides = tf.stack([visual_guide(image, m) for m in tf.unstack(tf.constant(masks))])
+        return self.modulate(guides).numpy()
+
+    def segment_masks(self, frame: np.ndarray, work_hw: np.ndarray, previous: np.ndarray,
+                      gammas: np.ndarray) -> np.ndarray:
+        """Frame [H, W, 3] uint8, working size (h, w), previous masks [K, h, w] uint8, gammas
+        [K, G] -> probabilities [K, h, w] float32 at the working size (`segment_frame`)."""
+        return self.segment_frame(tf.constant(frame), tf.constant(work_hw, tf.int32),
+                                  tf.constant(previous), tf.constant(gammas)).numpy()
