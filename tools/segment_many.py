@@ -1,7 +1,7 @@
 """Segment every video of a manifest on Apache Beam (locally, or on Dataflow, Flink, Spark).
 
     python tools/segment_many.py --manifest videos.csv --output OUT \
-        [--checkpoint MODEL] [--im_size=W,H] [--precision float32] \
+        [--checkpoint MODEL] [--im_size=W,H] [--precision auto] \
         [--runner DirectRunner --direct_num_workers=2 --direct_running_mode=multi_processing]
 
 The manifest is a CSV with the header `video,mask[,sequence]`. Writes OUT/<sequence>/<frame>.png
@@ -36,8 +36,8 @@ flags.DEFINE_string("checkpoint", None, f"OSMN model (.keras, local or URI). Def
                     f"{SHIPPED_MODEL} (local runners only).")
 flags.DEFINE_list("im_size", None, "Working size W,H (e.g. 854,480); default: the model's own "
                   "working size if its config has one, else each frame's size (as infer.py).")
-flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"], "Compute precision, as "
-                  "tools/infer.py --precision.")
+flags.DEFINE_enum("precision", "auto", ["auto", "float32", "bfloat16"], "Compute precision, "
+                  "as tools/infer.py --precision (auto: the fastest for the model on this CPU).")
 flags.DEFINE_bool("keep_last_guide", False, "As tools/infer.py --keep_last_guide.")
 flags.DEFINE_bool("force", False, "Segment again the videos whose results are already complete "
                   "(default: skip them).")
@@ -66,7 +66,7 @@ def _beam():
             from None
 
 
-def run(manifest, output, checkpoint=None, im_size=None, precision="float32",
+def run(manifest, output, checkpoint=None, im_size=None, precision="auto",
         keep_last_guide=False, force=False, beam_args=()):
     """Run the pipeline; returns (exit code, summary line). Raises UserError on bad input."""
     if not manifest:

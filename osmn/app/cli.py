@@ -22,8 +22,9 @@ from osmn.inference.session import MAX_FRAMES  # noqa: E402
 
 flags.DEFINE_integer("port", 7860, "Port on 127.0.0.1.")
 flags.DEFINE_string("checkpoint", None, f"OSMN model (.keras). Default: {SHIPPED_MODEL}.")
-flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"],
-                  "Compute precision (as tools/infer.py --precision).")
+flags.DEFINE_enum("precision", "auto", ["auto", "float32", "bfloat16"],
+                  "Compute precision (as tools/infer.py --precision; auto: the fastest for the "
+                  "model on this CPU).")
 flags.DEFINE_list("im_size", None, "Working size W,H (as tools/infer.py --im_size); default: "
                   "each frame at its own size.")
 flags.DEFINE_integer("max_frames", MAX_FRAMES, "Longer videos are refused (memory and disk).")
@@ -54,12 +55,15 @@ def main(argv):
     except ImportError:
         raise UserError('the app needs its optional packages: pip install -e ".[app]"') from None
     from osmn.app.ui import build_app, launch  # noqa: PLC0415
+    from osmn.inference import LocalEngine  # noqa: PLC0415
     from osmn.model import load_osmn  # noqa: PLC0415
-    from osmn.model.fast_inference import inference_model  # noqa: PLC0415
-    model = inference_model(load_osmn(model_path_or_shipped(FLAGS.checkpoint)), FLAGS.precision)
+    model = load_osmn(model_path_or_shipped(FLAGS.checkpoint))
+    # The model's own working size (the size it was validated at) unless --im_size is given.
+    work_size = work_size or model.config_.working_size
+    engine = LocalEngine(model, precision=FLAGS.precision)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not one line per request
     print(f"Serving on http://127.0.0.1:{FLAGS.port} (Ctrl-C stops).", flush=True)
-    launch(build_app(model, work_size=work_size, max_frames=FLAGS.max_frames), FLAGS.port)
+    launch(build_app(engine, work_size=work_size, max_frames=FLAGS.max_frames), FLAGS.port)
 
 
 def entry():

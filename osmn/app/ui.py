@@ -97,7 +97,8 @@ def _stage_uploads(files: List[str], workdir: pathlib.Path, max_frames: int) -> 
 
 
 def build_app(model, work_size=None, max_frames: int = session_lib.MAX_FRAMES):
-    """The Gradio Blocks of the app, segmenting with `model` (an `osmn.model.OSMN`)."""
+    """The Gradio Blocks of the app, segmenting with `model` (an `osmn.inference.LocalEngine`, or
+    an `osmn.model.OSMN`, which `VideoSegmenter` wraps in one)."""
 
     def fail(error: Exception):
         raise gr.Error(str(error), print_exception=False)

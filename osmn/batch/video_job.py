@@ -25,13 +25,14 @@ class SegmentSettings:
 
     Attributes:
         checkpoint: str. The `.keras` model, a local path or a Beam filesystem URI.
-        precision: "float32" or "bfloat16". Defaults to "float32".
+        precision: "auto", "float32" or "bfloat16" (`osmn.inference.LocalEngine`). Defaults to
+            "auto", as `tools/infer.py`.
         work_size: optional (width, height), `--im_size`. Defaults to None (each frame's size).
         keep_last_guide: bool. Defaults to False.
     """
 
     checkpoint: str
-    precision: str = "float32"
+    precision: str = "auto"
     work_size: Optional[Tuple[int, int]] = None
     keep_last_guide: bool = False
 
@@ -39,11 +40,11 @@ class SegmentSettings:
 def load_model(settings: SegmentSettings):
     """The model every video of one worker process shares (copied locally first if remote)."""
     from osmn.model import load_osmn  # noqa: PLC0415 (TF is imported on the worker only)
-    from osmn.model.fast_inference import inference_model  # noqa: PLC0415
+    from osmn.inference import LocalEngine  # noqa: PLC0415
     work_dir = store.make_work_dir()
     try:
-        return inference_model(load_osmn(store.localise(settings.checkpoint, work_dir)),
-                               settings.precision)
+        return LocalEngine(load_osmn(store.localise(settings.checkpoint, work_dir)),
+                           precision=settings.precision)
     finally:
         store.remove_tree(work_dir)
 
@@ -51,12 +52,15 @@ def load_model(settings: SegmentSettings):
 def make_segmenter(model, settings: SegmentSettings):
     """The per-video inference object: the one place a batch run constructs it.
 
+    Args:
+        model: the worker's shared `osmn.inference.LocalEngine` (`load_model`).
+
     Without `settings.work_size`, a model whose config names its own working size
-    (`working_size`, where the model config has it) is segmented at that size, as
-    `tools/infer.py` does; else each frame at its own size.
+    (`ModelConfig.working_size`) is segmented at that size, as `tools/infer.py` does; else each
+    frame at its own size.
     """
     from osmn.inference import VideoSegmenter  # noqa: PLC0415
-    work_size = settings.work_size or getattr(model.config_, "working_size", None)
+    work_size = settings.work_size or model.model.config_.working_size
     return VideoSegmenter(model, keep_last_guide=settings.keep_last_guide, work_size=work_size)
 
 

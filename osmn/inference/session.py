@@ -163,7 +163,8 @@ class SegmentationSession:
 
     Args:
         frames: `FrameSource` or `VideoFileFrames` (`names`, `len`, `frame(i)`).
-        model: `osmn.model.OSMN` (shared; the session builds its own segmenter).
+        model: an `osmn.inference.LocalEngine` or `osmn.model.OSMN` (shared; the session builds
+            its own segmenter from it).
         work_size: optional (width, height) working size (`VideoSegmenter`).
         palette: [256, 3] uint8 of the written masks. Defaults to the DAVIS palette.
         keep_last_guide: as `VideoSegmenter`.

@@ -252,7 +252,8 @@ def load_segmenter(path, precision: str = "auto", work_size: Optional[Tuple[int,
     Args:
         path: an OSMN `.keras` model (`osmn.model.load_osmn`).
         precision: "auto", "float32" or "bfloat16" (`LocalEngine`). Defaults to "auto".
-        work_size: optional (width, height), see `VideoSegmenter`.
+        work_size: optional (width, height), see `VideoSegmenter`. Defaults to the model's own
+            working size (`ModelConfig.working_size`, the size it was validated at), else None.
         **options: the other `VideoSegmenter` arguments (keep_last_guide, postprocess, ...).
 
     Example:
@@ -260,5 +261,6 @@ def load_segmenter(path, precision: str = "auto", work_size: Optional[Tuple[int,
     >>> segmenter.start(frame0, mask0); segmenter.step(frame1).labels
     """
     from osmn.model import load_osmn  # noqa: PLC0415 (loading is not part of the algorithm)
-    return VideoSegmenter(LocalEngine(load_osmn(path), precision=precision),
-                          work_size=work_size, **options)
+    model = load_osmn(path)
+    return VideoSegmenter(LocalEngine(model, precision=precision),
+                          work_size=work_size or model.config_.working_size, **options)
