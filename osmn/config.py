@@ -464,6 +464,8 @@ RECIPES = {
         lr_boundaries=(4500, 6000), lr_values=(1e-3, 3e-4, 1e-4),
         image_sizes=((256, 455), (320, 569), (384, 683)), crop_size=(256, 256),
         randomize_guide=True, imagenet_init=True,
-        model=ModelConfig(backbone="lite", width_multiplier=0.25),
+        # working_size: chosen on the held-out sequences, the smallest on the plateau of J
+        # (512x288 to 640x360; benchmarks/results/davis16_lite-validation-sizes.md).
+        model=ModelConfig(backbone="lite", width_multiplier=0.25, working_size=(512, 288)),
         bn_recalibration_batches=50, checkpoint_every=1000, keep_checkpoints=10),
 }

@@ -101,7 +101,10 @@ def test_folded_input_convention_gives_the_keras_features():
 
 def test_davis16_lite_recipe_and_its_flag_file():
     recipe = RECIPES["davis16_lite"]
-    assert recipe.model == ModelConfig(backbone="lite", width_multiplier=0.25)
+    assert recipe.model == ModelConfig(backbone="lite", width_multiplier=0.25,
+                                       working_size=(512, 288))
+    shipped = load_osmn(REPO / "data" / "osmn_lite_davis16.keras")
+    assert shipped.config_ == recipe.model  # the shipped model is this recipe's
     assert recipe.imagenet_init and recipe.randomize_guide and recipe.perturb_spatial_guide
     assert recipe.crop_size is not None
     assert all(recipe.crop_size[0] <= h and recipe.crop_size[1] <= w
