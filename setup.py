@@ -42,7 +42,19 @@ setup(
         "app": ["gradio==6.31.0", "opencv-python-headless==5.1.0.95", "imageio==2.38.1",
                 "imageio-ffmpeg==0.8.1", "selenium==4.51.0"],
     },
-    entry_points={"console_scripts": ["osmn-segment-many=osmn_tools.segment_many:entry",
-                                      "osmn-app=osmn.app.cli:entry"]},
+    # One command per tool (`pip install osmn-tf` gives them; `python tools/<tool>.py` works
+    # the same from a checkout).
+    entry_points={"console_scripts": [
+        "osmn-infer=osmn_tools.infer:entry",
+        "osmn-train=osmn_tools.train:entry",
+        "osmn-eval=osmn_tools.eval:entry",
+        "osmn-export=osmn_tools.export:entry",
+        "osmn-serve-client=osmn_tools.serve_client:entry",
+        "osmn-convert=osmn_tools.convert_tf1_checkpoint:entry",
+        "osmn-analyze=osmn_tools.analyze:entry",
+        "osmn-show-samples=osmn_tools.show_samples:entry",
+        "osmn-segment-many=osmn_tools.segment_many:entry",
+        "osmn-app=osmn.app.cli:entry",
+    ]},
     license="MIT",
 )

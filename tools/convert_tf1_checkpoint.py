@@ -125,5 +125,9 @@ def main(argv):
     return run()
 
 
-if __name__ == "__main__":
+def entry():
     run_tool(main)
+
+
+if __name__ == "__main__":
+    entry()

@@ -110,5 +110,9 @@ def main(argv):
           f"batch {FLAGS.batch}, size {tuple(inputs['image'].shape[1:3])})")
 
 
-if __name__ == "__main__":
+def entry():
     run_tool(main)
+
+
+if __name__ == "__main__":
+    entry()

@@ -251,5 +251,9 @@ def main(argv):
     return 0
 
 
-if __name__ == "__main__":
+def entry():
     run_tool(main)
+
+
+if __name__ == "__main__":
+    entry()

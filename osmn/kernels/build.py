@@ -86,8 +86,9 @@ def build(name: str) -> pathlib.Path:
     if cxx is None:
         raise RuntimeError(f"no C++ compiler found ({os.environ.get('CXX', 'g++')} not on PATH)")
     target.parent.mkdir(parents=True, exist_ok=True)
+    # A progress note, on stdout with the tools' other notes: stderr is for errors only.
     print(f"osmn: building the native kernel {name} (once per TF version, ~10 s) into "
-          f"{target.parent}", file=sys.stderr, flush=True)
+          f"{target.parent}", flush=True)
     with atomic_path(target, executable=True) as temporary:
         result = subprocess.run(compile_command(cxx, SOURCE_DIR / f"{name}.cc", temporary),
                                 capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
