@@ -200,3 +200,30 @@ def no_extra_arguments(argv) -> None:
     """Raise `UserError` for positional arguments a tool does not take."""
     if len(argv) > 1:
         raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
+
+
+# Largest --im_size side: 4096 covers 4K video (3840x2160); beyond it one frame's activations
+# (VGG16 at full width) need tens of GB.
+MAX_IM_SIDE = 4096
+
+
+def parse_im_size(values):
+    """`--im_size` (a flag list "W,H", or one "WxH") -> (width, height), or None when unset.
+
+    Raises:
+        UserError: not two integers, or a side outside 32..MAX_IM_SIDE.
+    """
+    if values is None:
+        return None
+    if len(values) == 1 and "x" in values[0]:
+        values = values[0].split("x")
+    try:
+        width, height = (int(v) for v in values)
+    except ValueError:
+        raise UserError(f"--im_size: expected W,H (two integers), got {','.join(values)}") from None
+    if width < 32 or height < 32:
+        raise UserError(f"--im_size: width and height must be >= 32, got {width}x{height}")
+    if width > MAX_IM_SIDE or height > MAX_IM_SIDE:
+        raise UserError(f"--im_size: width and height must be <= {MAX_IM_SIDE}, got "
+                        f"{width}x{height}")
+    return width, height

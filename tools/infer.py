@@ -14,7 +14,8 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from osmn.cli import SHIPPED_MODEL, model_path_or_shipped, run_tool  # noqa: E402 (quiets TF)
+from osmn.cli import (SHIPPED_MODEL, model_path_or_shipped, parse_im_size,  # noqa: E402
+                      run_tool)  # (quiets TF)
 from osmn.errors import UserError  # noqa: E402
 from osmn.io import check_output_dir, temp_dir  # noqa: E402
 
@@ -46,26 +47,6 @@ flags.DEFINE_integer("start_frame", 0, "Index of the first frame to segment; --m
                      "the mask of that frame. Earlier frames are neither segmented nor written.")
 FLAGS = flags.FLAGS
 
-# Largest --im_size side: 4096 covers 4K video (3840x2160); beyond it one frame's activations
-# (VGG16 at full width) need tens of GB.
-MAX_IM_SIDE = 4096
-
-
-def _im_size(values):
-    if values is None:
-        return None
-    if len(values) == 1 and "x" in values[0]:
-        values = values[0].split("x")
-    try:
-        width, height = (int(v) for v in values)
-    except ValueError:
-        raise UserError(f"--im_size: expected W,H (two integers), got {','.join(values)}") from None
-    if width < 32 or height < 32:
-        raise UserError(f"--im_size: width and height must be >= 32, got {width}x{height}")
-    if width > MAX_IM_SIDE or height > MAX_IM_SIDE:
-        raise UserError(f"--im_size: width and height must be <= {MAX_IM_SIDE}, got "
-                        f"{width}x{height}")
-    return width, height
 
 
 def check_flags(output, finetune_steps=0) -> pathlib.Path:
@@ -156,7 +137,7 @@ def main(argv):
         raise UserError("--video: required (a folder of frames or a video file)")
     check_flags(FLAGS.output, FLAGS.finetune_steps)
     print(run(FLAGS.video, FLAGS.mask, FLAGS.checkpoint, FLAGS.output, FLAGS.sequence,
-              FLAGS.overlay, _im_size(FLAGS.im_size), FLAGS.keep_last_guide,
+              FLAGS.overlay, parse_im_size(FLAGS.im_size), FLAGS.keep_last_guide,
               FLAGS.finetune_steps, FLAGS.crf, FLAGS.save_scores, FLAGS.precision,
               FLAGS.start_frame))
 

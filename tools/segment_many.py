@@ -25,7 +25,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from absl import app, flags  # noqa: E402
 
-from osmn.cli import SHIPPED_MODEL, model_path_or_shipped  # noqa: E402
+from osmn.cli import SHIPPED_MODEL, model_path_or_shipped, parse_im_size  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
 
 flags.DEFINE_string("manifest", None, "CSV with a header video,mask[,sequence]; local or any "
@@ -43,19 +43,6 @@ flags.DEFINE_bool("force", False, "Segment again the videos whose results are al
                   "(default: skip them).")
 FLAGS = flags.FLAGS
 
-
-def _im_size(values):
-    if values is None:
-        return None
-    if len(values) == 1 and "x" in values[0]:
-        values = values[0].split("x")
-    try:
-        width, height = (int(v) for v in values)
-    except ValueError:
-        raise UserError(f"--im_size: expected W,H (two integers), got {','.join(values)}") from None
-    if width < 32 or height < 32:
-        raise UserError(f"--im_size: width and height must be >= 32, got {width}x{height}")
-    return width, height
 
 
 def _beam():
@@ -147,8 +134,9 @@ def _status_counts(path):
 
 
 def main(argv):
-    code, line = run(FLAGS.manifest, FLAGS.output, FLAGS.checkpoint, _im_size(FLAGS.im_size),
-                     FLAGS.precision, FLAGS.keep_last_guide, FLAGS.force, beam_args=argv[1:])
+    code, line = run(FLAGS.manifest, FLAGS.output, FLAGS.checkpoint,
+                     parse_im_size(FLAGS.im_size), FLAGS.precision, FLAGS.keep_last_guide,
+                     FLAGS.force, beam_args=argv[1:])
     print(line)
     return code
 

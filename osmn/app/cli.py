@@ -16,7 +16,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from absl import flags  # noqa: E402
 
-from osmn.cli import SHIPPED_MODEL, model_path_or_shipped, no_extra_arguments, run_tool  # noqa: E402
+from osmn.cli import (SHIPPED_MODEL, model_path_or_shipped, no_extra_arguments,  # noqa: E402
+                      parse_im_size, run_tool)
 from osmn.errors import UserError  # noqa: E402
 from osmn.inference.session import MAX_FRAMES  # noqa: E402
 
@@ -31,17 +32,6 @@ flags.DEFINE_integer("max_frames", MAX_FRAMES, "Longer videos are refused (memor
 FLAGS = flags.FLAGS
 
 
-def _im_size(values):
-    if values is None:
-        return None
-    try:
-        width, height = (int(v) for v in values)
-    except ValueError:
-        raise UserError(f"--im_size: expected W,H (two integers), got {','.join(values)}") from None
-    if width < 32 or height < 32:
-        raise UserError(f"--im_size: width and height must be >= 32, got {width}x{height}")
-    return width, height
-
 
 def main(argv):
     no_extra_arguments(argv)
@@ -49,7 +39,7 @@ def main(argv):
         raise UserError(f"--port: must be in 1..65535, got {FLAGS.port}")
     if FLAGS.max_frames < 1:
         raise UserError(f"--max_frames: must be >= 1, got {FLAGS.max_frames}")
-    work_size = _im_size(FLAGS.im_size)
+    work_size = parse_im_size(FLAGS.im_size)
     try:
         import gradio  # noqa: F401, PLC0415
     except ImportError:
