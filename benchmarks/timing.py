@@ -49,7 +49,7 @@ def time_interleaved(candidates: Dict[str, Callable[[], object]], runs: int,
 
 # Above this per-call spread (slowest / fastest run of one candidate) the medians of a few runs
 # cannot resolve a 5% ratio: seen on a shared AMX host whose bfloat16 frames swung between
-# 0.22 and 0.50 s from one call to the next (docs/performance.md, run F).
+# 0.22 and 0.50 s from one call to the next (docs/performance.md).
 STABLE_SPREAD = 1.15
 
 

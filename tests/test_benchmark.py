@@ -39,7 +39,7 @@ def test_segmentation_macs_match_vgg16_and_split_shared_from_per_object():
 
 def test_stability_flags_a_machine_whose_calls_swing():
     steady = {"runs_s": [0.100, 0.104, 0.102]}
-    swinging = {"runs_s": [0.22, 0.50, 0.45]}  # seen on a shared AMX host (run F)
+    swinging = {"runs_s": [0.22, 0.50, 0.45]}  # seen on a shared AMX host
     assert spread(steady) == pytest.approx(1.04)
     assert spread(swinging) == pytest.approx(0.50 / 0.22)
     both = {"trunk": steady, "frame": swinging}
