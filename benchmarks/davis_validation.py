@@ -82,21 +82,17 @@ def _models(run, which):
     return models
 
 
-def segment_sequence(model, video_dir, mask_path, out_dir, work_size, finetune_steps):
-    """Segment one sequence into out_dir/<frame>.png; returns (frames, seconds)."""
-    from osmn.inference import VideoSegmenter  # noqa: PLC0415
-    from osmn.inference.masks import write_mask  # noqa: PLC0415
+def segment_sequence(model, video_dir, mask_path, out_root, work_size, finetune_steps):
+    """Segment one sequence into out_root/<sequence>/<frame>.png with the tools' driver loop;
+    returns (frames, seconds)."""
+    from osmn.inference import ResultWriter, VideoSegmenter, segment_video  # noqa: PLC0415
     from osmn.inference.video_input import open_video  # noqa: PLC0415
     opened = open_video(video_dir, mask_path)
     segmenter = VideoSegmenter(model, work_size=work_size, finetune_steps=finetune_steps)
-    out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    write_mask(out_dir / f"{opened.source.names[0]}.png",
-               segmenter.start(opened.frame0, opened.labels).labels, opened.palette)
-    for index, frame in opened.source.prefetched(1, opened.frame0.shape):
-        write_mask(out_dir / f"{opened.source.names[index]}.png",
-                   segmenter.step(frame).labels, opened.palette)
-    return len(opened.source), time.perf_counter() - started
+    with ResultWriter(out_root, opened.sequence, opened.palette, opened.ids) as writer:
+        frames = segment_video(segmenter, opened.source, opened.labels, writer)
+    return frames, time.perf_counter() - started
 
 
 def copy_first_mask(video_dir, mask_path, out_dir):
@@ -145,7 +141,7 @@ def main(argv):
                     out = scratch / f"{name}-{size}-{steps}"
                     frames = seconds = 0
                     for s, (video, mask) in videos.items():
-                        n, t = segment_sequence(model, video, mask, out / s, size, steps)
+                        n, t = segment_sequence(model, video, mask, out, size, steps)
                         frames, seconds = frames + n, seconds + t
                     rows.append({"model": name, "step": step,
                                  "working_size": "native" if size is None else f"{size[0]}x{size[1]}",
@@ -157,15 +153,15 @@ def main(argv):
     record = {"run": str(FLAGS.run), "split": str(FLAGS.split), "sequences": sequences,
               "data_dir": str(FLAGS.data_dir), "rows": rows}
     out = REPO / "benchmarks" / "results"
-    from osmn.training.checkpoints import write_text_atomically  # noqa: PLC0415
-    write_text_atomically(out / f"{FLAGS.tag}.json", json.dumps(record, indent=2) + "\n")
+    from osmn.io import atomic_write  # noqa: PLC0415
+    atomic_write(out / f"{FLAGS.tag}.json", json.dumps(record, indent=2) + "\n")
     lines = ["| model | step | working size | fine-tuning steps | J | F | s / video |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r.get('step') or ''} | {r.get('working_size', '')} | "
                      f"{r.get('finetune_steps', '')} | {r['J']:.3f} | {r['F']:.3f} | "
                      f"{r.get('seconds_per_video', '')} |")
-    write_text_atomically(out / f"{FLAGS.tag}.md", "\n".join(lines) + "\n")
+    atomic_write(out / f"{FLAGS.tag}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
