@@ -1,4 +1,4 @@
-"""OSMN inference speed on this machine against ceilings measured in the same run (issue 8).
+"""OSMN inference speed on this machine against ceilings measured in the same run.
 
     python benchmarks/benchmark.py            # full width, 480x854 and 400x400 (~10-15 min),
                                               # then the portable section at 256x448
