@@ -1,6 +1,6 @@
 """Every tool keeps its promise under bad input, signals and unusable output locations.
 
-The promise (README, `osmn/cli.py`): bad input or an unusable output location gives ONE line on
+The promise (docs/tools.md, `osmn/cli.py`): bad input or an unusable output location gives ONE line on
 stderr naming the file or flag and the problem, exit code 2, and nothing is left in or beside the
 output location; SIGTERM exits 143 and Ctrl-C 130 after removing temporary files; after a
 SIGKILL the next run removes what the killed one left; outputs get the umask's modes.
