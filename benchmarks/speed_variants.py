@@ -1,4 +1,4 @@
-"""What each speed change gained: the numbers behind docs/performance.md's "what helped" table.
+"""Each choice of the inference formulation timed against its alternative (docs/performance.md).
 
     python benchmarks/speed_variants.py                       # 480x854, full width, f32 and bf16
     TF_ENABLE_ONEDNN_OPTS=0 python benchmarks/speed_variants.py --only_trunk_and_frame
@@ -7,7 +7,7 @@
 Times, interleaved in one process (`timing.py`), per precision:
 * bare VGG16 trunk (the ceiling the targets use);
 * the whole frame (K = 1) with the current network, traced (oneDNN graph, XLA off);
-* the same with the first formulation (`reference.py`: 16-channel transposed-conv upsampling,
+* the same in the original's formulation (`reference.py`: 16-channel transposed-conv upsampling,
   64-channel concat, 1x1 fusion) and, for K objects, the frame repeated K times;
 * the side output as a 3x3 conv to 16 channels + 16 -> 1 fusion vs folded into one 3x3 conv to
   1 channel (the folded form is not faster; docs/performance.md);
@@ -66,7 +66,7 @@ flags.DEFINE_string("output_dir", "benchmarks/results", "Where the JSON goes.")
 
 
 def original_frame_fn(fns):
-    """The first formulation as a traced per-frame function (frame repeated per object)."""
+    """The original's formulation as a traced per-frame function (frame repeated per object)."""
     model = fns.model
 
     @tf.function(input_signature=[
@@ -166,8 +166,8 @@ def block_end_variants(height: int, width: int, precision: str):
 
 
 def head_and_kernel_variants(model, plain, image, guides, gammas, precision: str):
-    """The frame with the XLA modulation pass and with the native pass but the block ends as separate ops
-    (if the default is native), and the plain FCN with the training formulation of the
+    """The frame with the XLA modulation pass and with the native pass but the block ends as
+    separate ops (if the default is native), and the plain FCN with the training formulation of the
     side-output head beside the inference one."""
     out = {}
     fns = LocalEngine(model, precision, jit_compile=False)

@@ -1,4 +1,4 @@
-"""SavedModel export (issue 6): the export loaded the way TF Serving loads it, without osmn.
+"""SavedModel export: the export loaded the way TF Serving loads it, without osmn.
 
 A fresh Python process that cannot import `osmn` loads the export twice: with the graph-mode
 loader TF Serving's C++ server also uses (`tf.compat.v1.saved_model.loader.load` into a

@@ -1,7 +1,7 @@
 """The inference engine keeps the network's function, and its functions trace once.
 
-Reference: `benchmarks/reference.py`, the segmentation network as first written (and as the
-original computes it): 16-channel transposed-conv upsampling, concat, 1x1 fusion.
+Reference: `benchmarks/reference.py`, the segmentation network as the original computes it:
+16-channel transposed-conv upsampling, concat, 1x1 fusion.
 """
 
 import pathlib

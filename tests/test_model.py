@@ -314,7 +314,8 @@ def test_keras_file_and_weights_round_trip(tmp_path):
     assert restored.model_config == model.model_config
     np.testing.assert_array_equal(restored(inputs).numpy(), expected)
     model.save_weights(tmp_path / "m.weights.h5")
-    (tmp_path / "config.json").write_text(json.dumps({"model_config": model.model_config.to_dict()}))
+    config_json = json.dumps({"model_config": model.model_config.to_dict()})
+    (tmp_path / "config.json").write_text(config_json)
     np.testing.assert_array_equal(load_osmn(tmp_path / "m.weights.h5")(inputs).numpy(), expected)
 
 

@@ -194,7 +194,8 @@ def test_bfloat16_frames_agree_with_either_kernel_and_trace_once():
     native = LocalEngine(model, "bfloat16", modulation_kernel="native")
     assert native.modulation_kernel == "native"
     xla = LocalEngine(model, "bfloat16", modulation_kernel="xla")
-    separate = LocalEngine(model, "bfloat16", modulation_kernel="native", single_op_block_ends=False)
+    separate = LocalEngine(model, "bfloat16", modulation_kernel="native",
+                           single_op_block_ends=False)
     exact = LocalEngine(model, "float32", jit_compile=False, modulation_kernel="xla")
     rng = np.random.default_rng(7)
     for k, (height, width) in [(1, (33, 47)), (3, (40, 56))]:

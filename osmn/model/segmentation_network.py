@@ -76,7 +76,8 @@ class SegmentationNetwork(keras.layers.Layer):
         self.fuse.build((None, None, None,
                          config.SIDE_OUTPUT_CHANNELS * len(config.SIDE_OUTPUT_BLOCKS)))
         if not self.model_config.train_seg:
-            # The original's `fix_seg`: conv1-conv5 and the side convs frozen, the fusion conv trainable.
+            # The original's `fix_seg`: conv1-conv5 and the side convs frozen, the fusion conv
+            # trainable.
             for layer in self.trunk_layers() + self.side_convs:
                 layer.trainable = False
         self.built = True

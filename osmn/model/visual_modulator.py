@@ -21,8 +21,8 @@ class VisualModulator(keras.layers.Layer):
     """Visual guide -> channel-wise scales gamma.
 
     Args:
-        model_config: `ModelConfig` or dict of its fields (width multiplier, early-layer modulation).
-            Defaults to the paper's VGG16.
+        model_config: `ModelConfig` or dict of its fields (width multiplier, early-layer
+            modulation). Defaults to the paper's VGG16.
 
     Call args:
         visual_guide: [B, 224, 224, 3] float32, BGR minus mean, background 0.

@@ -42,7 +42,8 @@ def segment_objects(model, image, spatial_guides, gammas, head: str = "inference
         modulation_kernel: "xla" or "native" (`modulation_pass`; "native" cannot run inside an
             XLA-compiled function or a SavedModel). Defaults to "xla".
         single_op_block_ends: bool. With the native kernel, each side block's last modulated
-            layer, pool and side taps as one op. False only to time the separate ops. Defaults to True.
+            layer, pool and side taps as one op. False only to time the separate ops. Defaults
+            to True.
 
     Returns:
         logits: [K, H, W, 1] float32.
@@ -53,8 +54,9 @@ def segment_objects(model, image, spatial_guides, gammas, head: str = "inference
         biases = (model.spatial_modulator.affine_biases(spatial_guides)
                   if model.spatial_modulator is not None else None)
         gammas_used = gammas if model.visual_modulator is not None else None
+        single_op = single_op_block_ends and modulation_kernel == "native"
         logits = _vgg16_logits(model.segmentation_network, image, gammas_used, biases,
-                               modulation_kernel, single_op_block_ends and modulation_kernel == "native")
+                               modulation_kernel, single_op)
     else:
         logits = model.segment(image, spatial_guides, gammas, training=False)
     # Without any modulator nothing depends on the object: broadcast the one map to K.

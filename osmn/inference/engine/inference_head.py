@@ -7,7 +7,7 @@ is linear, so in inference it is regrouped:
 
 1. `side_taps`: the 3x3 kernel and W_j fold into T_j [C, 9], one column per kernel tap, and
    x_j @ T_j is a 1x1 product to 9 channels (reads x_j once and does 1/16 of the multiply-adds
-   that the 16-channel 3x3 conv did; oneDNN in the frame's precision);
+   of the 16-channel 3x3 conv; oneDNN in the frame's precision);
 2. `head_logits`, ONE XLA-compiled function for the rest of the frame: each 9-channel map is
    summed over the 3x3 shifts (SAME zero padding) plus b_j @ W_j, upsampled per axis in its
    phase form (`_upsample_axis`: the two non-zero taps of each row of `interpolation_matrix`

@@ -179,7 +179,8 @@ class LocalEngine:
         def segment(image, spatial_guides, gammas):
             traces[0] += 1  # Python side effect: runs once per trace, not per call.
             logits = segment_objects(run_model, image, spatial_guides, gammas,
-                                     modulation_kernel=kernel, single_op_block_ends=single_op_block_ends)
+                                     modulation_kernel=kernel,
+                                     single_op_block_ends=single_op_block_ends)
             probabilities = tf.sigmoid(tf.cast(logits, tf.float32))
             return probabilities, probabilities > config.MASK_THRESHOLD
 
