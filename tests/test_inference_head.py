@@ -54,3 +54,10 @@ def test_inference_formulation_equals_the_training_formulation(height, width, mo
     scale = np.abs(expected).max()
     assert scale > 1e-3
     assert np.abs(actual - expected).max() <= 1e-5 * scale
+
+
+def test_segment_objects_names_an_unknown_head():
+    model = OSMN(TINY)
+    with pytest.raises(ValueError, match="head must be 'inference' or 'training', got 'fused'"):
+        segment_objects(model, tf.zeros((1, 8, 8, 3)), tf.zeros((1, 8, 8, 1)),
+                        tf.ones((1, model.gamma_size)), head="fused")

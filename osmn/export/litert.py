@@ -1,9 +1,9 @@
 """LiteRT (TensorFlow Lite) export of OSMN: the `gamma` and `segment` halves as `.tflite`.
 
     export_dir/
-      gamma_float32.tflite   segment_float32.tflite     <- always
-      gamma_float16.tflite   segment_float16.tflite     <- quantization="float16" (default)
-      gamma_int8.tflite      segment_int8.tflite        <- quantization="int8"
+      gamma_float32.tflite      segment_float32.tflite     <- always
+      gamma_float16.tflite      segment_float16.tflite     <- quantization="float16" (default)
+      gamma_int8.tflite         segment_int8.tflite        <- quantization="int8"
       osmn_export.json                                     <- config, inputs, measured diffs
 
 Each half is converted with `tf.lite.TFLiteConverter.from_concrete_functions` from the
@@ -103,7 +103,7 @@ class LiteRTHalves:
 
     Example:
     >>> halves = LiteRTHalves("models/osmn_litert", "float32")
-    >>> gamma = halves.gamma(visual_guide=visual_guides)          # [K, 224, 224, 3] RGB
+    >>> gamma = halves.gamma(visual_guide=visual_guides)             # [K, 224, 224, 3] RGB
     >>> probability = halves.segment(image=frame, spatial_guide=guides, gamma=gamma)
     """
 

@@ -1,7 +1,7 @@
 """ONNX export of OSMN (`tf2onnx`): the `gamma` and `segment` halves as two `.onnx` files.
 
     export_dir/
-      gamma.onnx    visual_guide [B,224,224,3] -> gamma [B,G]
+      gamma.onnx       visual_guide [B,224,224,3] -> gamma [B,G]
       segment.onnx     image [B|1,H,W,3], spatial_guide [B,H,W,1], gamma [B,G]
                        -> probability [B,H,W,1]
       osmn_export.json
