@@ -207,7 +207,7 @@ def modulator_cost(model, runs, warmup) -> dict:
     out = {}
     for precision in PRECISION_POLICIES:
         fns = LocalEngine(model, precision)
-        out[precision] = time_interleaved({"modulator": lambda: fns.modulate(guide).numpy()},
+        out[precision] = time_interleaved({"modulator": lambda: fns.gamma(guide).numpy()},
                                           runs, warmup)["modulator"]
     return out
 
@@ -284,7 +284,7 @@ def bfloat16_accuracy(model, source: str, frames: int) -> dict:
     f32, bf16 = LocalEngine(model, "float32"), LocalEngine(model, "bfloat16")
     first_guide = visual_guide(tf.constant(rgb[0], tf.float32),
                                tf.constant(masks[0][..., None], tf.uint8))[None]
-    gamma32, gamma16 = f32.modulate(first_guide), bf16.modulate(first_guide)
+    gamma32, gamma16 = f32.gamma(first_guide), bf16.gamma(first_guide)
     max_diff, ious, iou_gt = 0.0, [], {"float32": [], "bfloat16": []}
     progress = keras.utils.Progbar(len(rgb) - 1, unit_name="frame")
     for t in range(1, len(rgb)):

@@ -122,7 +122,7 @@ def main(argv):
         height, wide = (int(v) for v in FLAGS.long_size.split("x"))
         narrow = _model("vgg16", QUICK_WIDTH if quick else FLAGS.long_width, seed=2)
         result["long_video"] = long_video(narrow, long_frames, (height, wide))
-        result["long_video"]["width_multiplier"] = narrow.config_.width_multiplier
+        result["long_video"]["width_multiplier"] = narrow.model_config.width_multiplier
         save()
     for backbone in FLAGS.backbones:
         result["precision_choice"][backbone] = precision_choice(backbone, width, size, runs)

@@ -13,15 +13,18 @@ import keras
 
 from osmn import config
 from osmn.config import ModelConfig
-from osmn.inference.engine import fused_head
+from osmn.inference.engine import inference_head
 
 
 def conv_macs(height: int, width: int, kernel: int, channels_in: int, channels_out: int) -> int:
     return height * width * kernel * kernel * channels_in * channels_out
 
 
-def segmentation_macs(model_config: dict, height: int, width: int) -> dict:
+def segmentation_macs(model_config, height: int, width: int) -> dict:
     """Conv MACs of one segmentation pass of OSMN at height x width.
+
+    Args:
+        model_config: `ModelConfig` or dict of its fields.
 
     Returns:
         {"shared": MACs computed once per frame (every conv before the first modulation, as
@@ -29,7 +32,7 @@ def segmentation_macs(model_config: dict, height: int, width: int) -> dict:
          (the modulated layers, their side outputs, the spatial modulator's 1x1 convs)}.
         K objects cost shared + K * per_object; the plain FCN (no modulation) is all shared.
     """
-    cfg = ModelConfig.from_dict(model_config)
+    cfg = ModelConfig.of(model_config)
     modulated = dict(cfg.modulated_layers()) if (
         cfg.use_visual_modulator or cfg.use_spatial_modulator) else {}
     counts = {"shared": 0, "per_object": 0}
@@ -49,9 +52,9 @@ def segmentation_macs(model_config: dict, height: int, width: int) -> dict:
                     counts["per_object"] += conv_macs(h, w, 1, 1, channels)
         if block in config.SIDE_OUTPUT_BLOCKS:
             # Inference computes the side conv and its 16 -> 1 fusion rows folded into a 1x1
-            # product to the 9 kernel taps (osmn/inference/engine/fused_head.py); the shifted
+            # product to the 9 kernel taps (osmn/inference/engine/inference_head.py); the shifted
             # sum of the taps is additions only.
-            side = conv_macs(h, w, 1, channels, fused_head.TAPS)
+            side = conv_macs(h, w, 1, channels, inference_head.TAPS)
             counts["per_object" if seen_modulation else "shared"] += side
     return counts
 

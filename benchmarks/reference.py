@@ -1,9 +1,9 @@
-"""The segmentation network's first formulation (that of the authors' code), as a reference.
+"""The segmentation network in the original's formulation (the authors' code), as a reference.
 
 Each side output is upsampled by the 16x16-channel transposed conv with the bilinear kernel on
 the channel diagonal, cropped, the four are concatenated to 64 channels and fused by the 1x1
 `upscore_fuse` conv; K objects are K copies of the frame. `tests/test_fast_inference.py`
-checks the current `SegmentationNetwork` against it, `speed_variants.py` times it.
+checks `SegmentationNetwork` against it, `speed_variants.py` times it.
 """
 
 from __future__ import annotations

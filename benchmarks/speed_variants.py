@@ -1,4 +1,4 @@
-"""What each speed change gained: the numbers behind docs/performance.md's "what helped" table.
+"""Each choice of the inference formulation timed against its alternative (docs/performance.md).
 
     python benchmarks/speed_variants.py                       # 480x854, full width, f32 and bf16
     TF_ENABLE_ONEDNN_OPTS=0 python benchmarks/speed_variants.py --only_trunk_and_frame
@@ -7,19 +7,19 @@
 Times, interleaved in one process (`timing.py`), per precision:
 * bare VGG16 trunk (the ceiling the targets use);
 * the whole frame (K = 1) with the current network, traced (oneDNN graph, XLA off);
-* the same with the first formulation (`reference.py`: 16-channel transposed-conv upsampling,
+* the same in the original's formulation (`reference.py`: 16-channel transposed-conv upsampling,
   64-channel concat, 1x1 fusion) and, for K objects, the frame repeated K times;
 * the side output as a 3x3 conv to 16 channels + 16 -> 1 fusion vs folded into one 3x3 conv to
-  1 channel (an idea that was tried; see the docs for the outcome);
+  1 channel (the folded form is not faster; docs/performance.md);
 * a side block's last modulated layer at conv3_3/conv4_3/conv5_3's sizes: pass, pool and side
-  taps as three ops vs the one fused native op;
+  taps as three ops vs the one native op that does all three;
 * one modulated layer at conv3's size: its conv + ReLU, the one-pass modulation with each
   kernel (`modulation_pass`: XLA, native) alone and right after the conv, and a bare `x * 2`
   pass over the same map (is the modulation memory-bound?);
 * the whole frame with the XLA modulation pass instead of the native one, with the native pass
-  but the block ends unfused (`LocalEngine(fuse_block_ends=False)`), and the plain FCN
+  but the block ends as separate ops (`LocalEngine(single_op_block_ends=False)`), and the plain FCN
   with the training formulation of the side-output head instead of the inference one
-  (`fused_head`): what each of the two changes gains inside a frame;
+  (`inference_head`): what each of the two changes gains inside a frame;
 * the inference tool's frame loop on the sample video with the shipped demo model: frames
   decoded in turn vs decoded ahead on a thread (`FrameSource.prefetched`).
 Prints one line per candidate and writes benchmarks/results/speed_variants-<tag>.json.
@@ -66,7 +66,7 @@ flags.DEFINE_string("output_dir", "benchmarks/results", "Where the JSON goes.")
 
 
 def original_frame_fn(fns):
-    """The first formulation as a traced per-frame function (frame repeated per object)."""
+    """The original's formulation as a traced per-frame function (frame repeated per object)."""
     model = fns.model
 
     @tf.function(input_signature=[
@@ -130,7 +130,7 @@ def modulation_pass_variants(height: int, width: int, precision: str, channels: 
 def block_end_variants(height: int, width: int, precision: str):
     """A side block's last modulated layer at conv3_3, conv4_3 and conv5_3's sizes: the native
     pass, then the max pool (not after conv5_3) and the 9-tap side product as separate ops, vs
-    the one fused op (`modulate_pool_taps_native`) that never writes the modulated map."""
+    the single op (`modulate_pool_taps_native`) that never writes the modulated map."""
     if not native_status()[0]:
         return {}
     dtype = tf.bfloat16 if precision == "bfloat16" else tf.float32
@@ -145,20 +145,20 @@ def block_end_variants(height: int, width: int, precision: str):
         scale, shift = (tf.constant(rng.normal(size=channels), tf.float32) for _ in range(2))
         kernel = tf.constant(rng.normal(size=(channels, 9)) / channels, tf.float32)
 
-        def unfused(x=x, gamma=gamma, guide=guide, scale=scale, shift=shift, kernel=kernel,
-                    pool=pool):
+        def separate(x=x, gamma=gamma, guide=guide, scale=scale, shift=shift, kernel=kernel,
+                     pool=pool):
             m = modulate_native(x, gamma, guide, scale, shift)
             taps = tf.einsum("bhwc,ct->bhwt", m, tf.cast(kernel, m.dtype))
             pooled = tf.nn.max_pool2d(m, 2, 2, "SAME") if pool else taps
             return pooled[0, 0, 0, 0], taps[0, 0, 0, 0]
 
-        def fused(x=x, gamma=gamma, guide=guide, scale=scale, shift=shift, kernel=kernel,
-                  pool=pool):
+        def single_op(x=x, gamma=gamma, guide=guide, scale=scale, shift=shift, kernel=kernel,
+                      pool=pool):
             pooled, taps = modulate_pool_taps_native(x, gamma, guide, scale, shift, kernel,
                                                      pool=pool)
             return (pooled if pool else taps)[0, 0, 0, 0], taps[0, 0, 0, 0]
 
-        for name, fn in (("unfused", unfused), ("fused", fused)):
+        for name, fn in (("separate", separate), ("single_op", single_op)):
             graph = tf.function(fn)
             out[f"conv{block}_3_block_end_{name}"] = lambda graph=graph: [
                 v.numpy() for v in graph()]
@@ -166,8 +166,8 @@ def block_end_variants(height: int, width: int, precision: str):
 
 
 def head_and_kernel_variants(model, plain, image, guides, gammas, precision: str):
-    """The frame with the XLA modulation pass and with the native pass but unfused block ends
-    (if the default is native), and the plain FCN with the training formulation of the
+    """The frame with the XLA modulation pass and with the native pass but the block ends as
+    separate ops (if the default is native), and the plain FCN with the training formulation of the
     side-output head beside the inference one."""
     out = {}
     fns = LocalEngine(model, precision, jit_compile=False)
@@ -175,15 +175,15 @@ def head_and_kernel_variants(model, plain, image, guides, gammas, precision: str
         xla = LocalEngine(model, precision, jit_compile=False, modulation_kernel="xla")
         out["frame_k1_xla_modulation_pass"] = (
             lambda: xla.segment(image, guides[:1], gammas[:1])[0].numpy())
-        unfused = LocalEngine(model, precision, jit_compile=False, modulation_kernel="native",
-                              fuse_block_ends=False)
-        out["frame_k1_native_block_ends_unfused"] = (
-            lambda: unfused.segment(image, guides[:1], gammas[:1])[0].numpy())
+        separate = LocalEngine(model, precision, jit_compile=False, modulation_kernel="native",
+                               single_op_block_ends=False)
+        out["frame_k1_native_block_ends_separate"] = (
+            lambda: separate.segment(image, guides[:1], gammas[:1])[0].numpy())
     run_plain = LocalEngine(plain, precision, jit_compile=False).model
 
     for head in ("inference", "training"):
-        fn = tf.function(lambda image_, fused=(head == "inference"): segment_objects(
-            run_plain, image_, guides[:1], gammas[:1], fused=fused))
+        fn = tf.function(lambda image_, head=head: segment_objects(
+            run_plain, image_, guides[:1], gammas[:1], head=head))
         out[f"plain_fcn_{head}_head"] = lambda fn=fn: fn(image).numpy()
     return out
 

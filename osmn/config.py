@@ -279,6 +279,18 @@ class ModelConfig:
         return dataclasses.asdict(self)
 
     @classmethod
+    def of(cls, values=None, **changes) -> "ModelConfig":
+        """`values` as a validated ModelConfig, with `changes` applied.
+
+        Args:
+            values: a ModelConfig, a dict of its fields (a saved model's `model_config`, which
+                may name only the fields that differ from the defaults) or None (the defaults).
+            **changes: fields to set on top (the lite parts set backbone="lite").
+        """
+        values = values.to_dict() if isinstance(values, ModelConfig) else dict(values or {})
+        return cls.from_dict({**values, **changes})
+
+    @classmethod
     def from_dict(cls, values: dict) -> "ModelConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)

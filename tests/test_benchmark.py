@@ -23,7 +23,7 @@ def test_segmentation_macs_match_vgg16_and_split_shared_from_per_object():
                               224, 224)
     assert plain["per_object"] == 0
     # VGG16's 13 convs at 224x224 are 15.35 GMACs; the side outputs, computed as a 1x1
-    # product to the 9 folded kernel taps (osmn/inference/engine/fused_head.py), add ~0.02 G.
+    # product to the 9 folded kernel taps (osmn/inference/engine/inference_head.py), add ~0.02 G.
     vgg16 = 15_346_630_656
     side = sum(s * s * 9 * c for s, c in [(112, 128), (56, 256), (28, 512), (14, 512)])
     assert plain["shared"] == vgg16 + side

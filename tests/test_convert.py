@@ -57,7 +57,7 @@ def assert_model_holds(model, arrays):
     """Every Keras weight equals the checkpoint value of its TF1 name (same layout, no
     transpose)."""
     weights = keras_weights(model)
-    names = tf1_name_map(model.config_)
+    names = tf1_name_map(model.model_config)
     assert set(names.values()) == set(weights)
     for name, path in names.items():
         np.testing.assert_array_equal(weights[path].numpy(), arrays[name], err_msg=name)
@@ -137,11 +137,11 @@ def test_converted_model_uses_the_loaded_weights(tiny_checkpoint):
     model, _ = convert_tf1_checkpoint(prefix)
     fresh = OSMN(model.model_config)
     guide = np.random.default_rng(2).normal(0, 50, (1, 224, 224, 3)).astype(np.float32)
-    gamma = np.asarray(model.modulate(guide))
-    assert not np.allclose(gamma, np.asarray(fresh.modulate(guide)))
+    gamma = np.asarray(model.gamma(guide))
+    assert not np.allclose(gamma, np.asarray(fresh.gamma(guide)))
     # With fc8's kernel zeroed, gamma is exactly fc8's bias from the checkpoint.
     model.visual_modulator.fc8.kernel.assign(np.zeros_like(arrays["osmn/modulator/fc8/weights"]))
-    np.testing.assert_array_equal(np.asarray(model.modulate(guide))[0],
+    np.testing.assert_array_equal(np.asarray(model.gamma(guide))[0],
                                   arrays["osmn/modulator/fc8/biases"])
 
 
@@ -270,7 +270,7 @@ def reference_inputs(height=37, width=53, seed=5):
 
 def write_reference(path, model, inputs):
     """What a user holding the original graph would save (here: from a Keras model)."""
-    gamma = np.asarray(model.modulate(inputs["visual_guide"]), np.float32)
+    gamma = np.asarray(model.gamma(inputs["visual_guide"]), np.float32)
     logits = np.asarray(model.segment(inputs["image"], inputs["spatial_guide"], gamma),
                         np.float32)
     np.savez(path, gamma=gamma, logits=logits, **inputs)
@@ -385,7 +385,7 @@ def test_weights_h5_output_with_config_json(tmp_path):
     output = tmp_path / "out" / "early.weights.h5"
     assert write_model(model, output) == [output, output.parent / "config.json"]
     loaded = load_osmn(output)
-    assert loaded.config_.mod_early_conv and loaded.config_.fix_bn
+    assert loaded.model_config.mod_early_conv and loaded.model_config.fix_bn
     assert_model_holds(loaded, arrays)
     assert sorted(p.name for p in output.parent.iterdir()) == ["config.json", "early.weights.h5"]
     umask = os.umask(0)

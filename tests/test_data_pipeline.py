@@ -138,7 +138,7 @@ def test_file_failing_at_run_time_drops_its_batch_only(tmp_path, capfd):
 @pytest.mark.parametrize("source", ["davis", "coco"])
 def test_perturb_spatial_guide_switch(source, davis_sample):
     # Table 3's "- spatial guide augmentation" ablation: without perturbation the spatial
-    # guide no longer depends on the sample seed; everything else is the same augmentation.
+    # guide does not depend on the sample seed; everything else is the same augmentation.
     if source == "davis":
         cfg = davis_cfg(batch_size=2, image_sizes=((48, 64),))
         root = davis_sample

@@ -104,7 +104,7 @@ def test_davis16_lite_recipe_and_its_flag_file():
     assert recipe.model == ModelConfig(backbone="lite", width_multiplier=0.25,
                                        working_size=(512, 288))
     shipped = load_osmn(REPO / "data" / "osmn_lite_davis16.keras")
-    assert shipped.config_ == recipe.model  # the shipped model is this recipe's
+    assert shipped.model_config == recipe.model  # the shipped model is this recipe's
     assert recipe.imagenet_init and recipe.randomize_guide and recipe.perturb_spatial_guide
     assert recipe.crop_size is not None
     assert all(recipe.crop_size[0] <= h and recipe.crop_size[1] <= w
@@ -214,7 +214,7 @@ def test_a_few_training_steps_from_the_imagenet_file(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "initialised both MobileNets from ImageNet" in done.stderr
     model = load_osmn(run / "model.keras")
-    assert model.config_.width_multiplier == 0.25 and model.config_.backbone == "lite"
+    assert model.model_config.width_multiplier == 0.25 and model.model_config.backbone == "lite"
     loss = float(done.stdout.split("last loss ")[1].split(";")[0])
     assert np.isfinite(loss)
 
@@ -224,7 +224,7 @@ def test_working_size_travels_with_the_model_file(tmp_path):
     sized = with_working_size(model, (427, 240))
     save_osmn(sized, tmp_path / "m.keras")
     loaded = load_osmn(tmp_path / "m.keras")
-    assert loaded.config_.working_size == (427, 240)
+    assert loaded.model_config.working_size == (427, 240)
     for a, b in zip(model.get_weights(), loaded.get_weights()):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ConfigError, match="working_size must be"):

@@ -1,4 +1,4 @@
-"""SavedModel export (issue 6): the export loaded the way TF Serving loads it, without osmn.
+"""SavedModel export: the export loaded the way TF Serving loads it, without osmn.
 
 A fresh Python process that cannot import `osmn` loads the export twice: with the graph-mode
 loader TF Serving's C++ server also uses (`tf.compat.v1.saved_model.loader.load` into a
@@ -86,8 +86,8 @@ for key in data.files:
 outputs, report = {}, {}
 
 def chain(run, feeds):
-    """modulate, then segment with its gamma; and serving_default on the same inputs."""
-    gamma = run("modulate", {"visual_guide": feeds["visual_guide"]})["gamma"]
+    """gamma, then segment with its gamma; and serving_default on the same inputs."""
+    gamma = run("gamma", {"visual_guide": feeds["visual_guide"]})["gamma"]
     two = run("segment", {"image": feeds["image"], "spatial_guide": feeds["spatial_guide"],
                           "gamma": gamma})["probability"]
     one = run("serving_default", feeds)["probability"]
@@ -181,7 +181,7 @@ def exported(tmp_path_factory):
         for signature in ("serving_default", "chain"):
             for name, value in feeds.items():
                 inputs[f"{case}/{signature}/{name}"] = value
-        gamma = model.modulate(to_model_input(visual))
+        gamma = model.gamma(to_model_input(visual))
         images = np.broadcast_to(image, (2, h, w, 3))
         probability = sigmoid_np(model.segment(to_model_input(images), spatial, gamma))
         expected[f"{case}/serving_default/probability"] = probability
@@ -189,8 +189,8 @@ def exported(tmp_path_factory):
                             ("gamma", gamma.numpy())):
             inputs[f"{case}/segment/{name}"] = value
         expected[f"{case}/segment/probability"] = probability
-    inputs["a/modulate/visual_guide"] = visual
-    expected["a/modulate/gamma"] = model.modulate(to_model_input(visual)).numpy()
+    inputs["a/gamma/visual_guide"] = visual
+    expected["a/gamma/gamma"] = model.gamma(to_model_input(visual)).numpy()
     # Guides: two discs and an empty mask at 40x56.
     masks = blob_masks(40, 56, [(12, 20), (28, 40), None], radius=6)
     inputs["a/spatial_guide/mask"] = masks
@@ -231,7 +231,7 @@ def test_signatures_are_float32_with_dynamic_sizes(exported):
     want = {
         "serving_default": ({"image": [-1, *hw, 3], "visual_guide": [-1, G, G, 3],
                              "spatial_guide": [-1, *hw, 1]}, {"probability": [-1, *hw, 1]}),
-        "modulate": ({"visual_guide": [-1, G, G, 3]}, {"gamma": [-1, 240]}),
+        "gamma": ({"visual_guide": [-1, G, G, 3]}, {"gamma": [-1, 240]}),
         "segment": ({"image": [-1, *hw, 3], "spatial_guide": [-1, *hw, 1], "gamma": [-1, 240]},
                     {"probability": [-1, *hw, 1]}),
         "spatial_guide": ({"mask": [-1, *hw]}, {"spatial_guide": [-1, *hw, 1]}),
@@ -262,7 +262,7 @@ def test_every_signature_matches_the_keras_model(exported, mode):
     # The model's outputs are not degenerate, so the comparison means something.
     probability = expected["a/segment/probability"]
     assert 0.05 < probability.mean() < 0.95 and probability.std() > 0.05
-    assert expected["a/modulate/gamma"].std() > 0.05
+    assert expected["a/gamma/gamma"].std() > 0.05
 
 
 def test_different_frame_sizes_without_re_export(exported):
@@ -280,7 +280,7 @@ def test_modulate_then_segment_equals_serving_default(exported):
             two = exported["outputs"][f"{mode}/{case}/chain/two_step"]
             one = exported["outputs"][f"{mode}/{case}/chain/one_step"]
             diff = float(np.max(np.abs(two - one)))
-            print(f"{mode} {case}: |modulate->segment - serving_default| max {diff:.3g}")
+            print(f"{mode} {case}: |gamma->segment - serving_default| max {diff:.3g}")
             assert two.shape == one.shape == (2,) + one.shape[1:]
             assert diff <= 1e-6
 

@@ -233,9 +233,9 @@ def test_serve_client_segments_the_video_like_infer(served, small_video, tmp_pat
     requests = 2 + 2 * (FRAMES - 1)
     assert f"{FRAMES} frames; 2 object(s) (ids 1, 3); {requests} requests" in done.stdout
 
-    # The call pattern: guides + modulate once for both objects, then 2 requests per frame.
+    # The call pattern: guides + gamma once for both objects, then 2 requests per frame.
     signatures = [entry["signature"] for entry in server.log]
-    assert signatures == ["visual_guide", "modulate"] + ["spatial_guide", "segment"] * (FRAMES - 1)
+    assert signatures == ["visual_guide", "gamma"] + ["spatial_guide", "segment"] * (FRAMES - 1)
     assert {entry["path"] for entry in server.log} == {"/v1/models/osmn:predict"}
     assert server.log[1]["shapes"] == {"visual_guide": [2, 224, 224, 3]}
     h, w = SIZE[1], SIZE[0]
@@ -285,9 +285,9 @@ def test_served_segmenter_keeps_last_guide_and_follows_size_changes(served, smal
 def test_client_errors_are_one_line_user_errors(served):
     url = served["server"].url
     with pytest.raises(UserError, match=r"HTTP 404: Servable not found .*Specific\(osmn, 7\)"):
-        ServingClient(url, "osmn", version=7).predict("modulate", {"visual_guide": []}, "gamma")
+        ServingClient(url, "osmn", version=7).predict("gamma", {"visual_guide": []}, "gamma")
     with pytest.raises(UserError, match=r"HTTP 404: Servable not found .*Latest\(other\)"):
-        ServingClient(url, "other").predict("modulate", {"visual_guide": []}, "gamma")
+        ServingClient(url, "other").predict("gamma", {"visual_guide": []}, "gamma")
     with pytest.raises(UserError, match='HTTP 400: Serving signature name: "nope"'):
         ServingClient(url, "osmn").predict("nope", {"x": [1.0]}, "y")
     same_size = r"HTTP 400: assertion failed: \[image and spatial_guide must have the same"
@@ -308,7 +308,7 @@ def test_client_errors_are_one_line_user_errors(served):
         port = probe.getsockname()[1]
     with pytest.raises(UserError, match="cannot reach the TF Serving REST API"):
         ServingClient(f"http://127.0.0.1:{port}", "osmn", timeout=5).predict(
-            "modulate", {"visual_guide": []}, "gamma")
+            "gamma", {"visual_guide": []}, "gamma")
     with pytest.raises(UserError, match="--server must start with http"):
         ServingClient("localhost:8501", "osmn")
 
@@ -338,8 +338,8 @@ def test_documented_request_bodies_row_and_columnar(served):
     vg = _post(url, {"signature_name": "visual_guide",
                      "inputs": {"image": [image], "mask": [mask.tolist()]}})["outputs"]
     assert np.asarray(vg).shape == (1, 224, 224, 3)
-    columnar = _post(url, {"signature_name": "modulate", "inputs": {"visual_guide": vg}})
-    row = _post(url, {"signature_name": "modulate", "instances": [{"visual_guide": vg[0]}]})
+    columnar = _post(url, {"signature_name": "gamma", "inputs": {"visual_guide": vg}})
+    row = _post(url, {"signature_name": "gamma", "instances": [{"visual_guide": vg[0]}]})
     gamma = np.asarray(columnar["outputs"], np.float32)
     assert gamma.shape == (1, 240)
     np.testing.assert_array_equal(np.asarray(row["predictions"], np.float32), gamma)

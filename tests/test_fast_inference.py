@@ -1,7 +1,7 @@
 """The inference engine keeps the network's function, and its functions trace once.
 
-Reference: `benchmarks/reference.py`, the segmentation network as first written (and as the
-original computes it): 16-channel transposed-conv upsampling, concat, 1x1 fusion.
+Reference: `benchmarks/reference.py`, the segmentation network as the original computes it:
+16-channel transposed-conv upsampling, concat, 1x1 fusion.
 """
 
 import pathlib
@@ -14,7 +14,7 @@ import keras
 
 from osmn import config
 from osmn.errors import UserError
-from osmn.inference.engine import (LocalEngine, choose_precision, fused_head, inference_model,
+from osmn.inference.engine import (LocalEngine, choose_precision, inference_head, inference_model,
                                    segment_objects)
 from osmn.model import OSMN
 
@@ -48,7 +48,7 @@ def test_segment_equals_the_original_formulation(height, width, model_config):
     randomize(model)
     image, visual, spatial = inputs(2, height, width)
     image = tf.repeat(image, 2, axis=0)
-    gamma = model.modulate(visual)
+    gamma = model.gamma(visual)
     betas = model.spatial_biases(spatial)
     expected = original_segment(model.segmentation_network, image, gamma, betas)
     assert_close_relative(model.segment(image, spatial, gamma), expected)
@@ -90,15 +90,15 @@ def test_segment_objects_shares_the_unmodulated_layers(monkeypatch):
             return _original(x)
 
         conv.call = spy
-    side_taps = fused_head.side_taps
+    side_taps = inference_head.side_taps
 
     def spy_taps(x, side_conv, rows):  # the inference head reads the side convs' kernels
         seen[side_conv.name] = int(x.shape[0])
         return side_taps(x, side_conv, rows)
 
-    monkeypatch.setattr(fused_head, "side_taps", spy_taps)
+    monkeypatch.setattr(inference_head, "side_taps", spy_taps)
     image, visual, spatial = inputs(4, 33, 45)
-    segment_objects(model, image, spatial, model.modulate(visual))
+    segment_objects(model, image, spatial, model.gamma(visual))
     assert {n: seen[n] for n in ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv2_2_16",
                                  "conv3_1")} == dict.fromkeys(
         ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv2_2_16", "conv3_1"), 1)
@@ -112,8 +112,8 @@ def test_inference_fn_traces_once_for_all_sizes_and_object_counts():
     assert fns.model is model
     for k, (height, width) in [(1, (33, 47)), (2, (40, 56)), (3, (33, 47))]:
         image, visual, spatial = inputs(k, height, width, seed=k)
-        gammas = fns.modulate(visual)
-        np.testing.assert_allclose(gammas.numpy(), model.modulate(visual).numpy(), rtol=1e-5,
+        gammas = fns.gamma(visual)
+        np.testing.assert_allclose(gammas.numpy(), model.gamma(visual).numpy(), rtol=1e-5,
                                    atol=1e-5)
         probabilities, masks = fns.segment(image, spatial, gammas)
         assert probabilities.shape == (k, height, width, 1) and probabilities.dtype == tf.float32
@@ -122,7 +122,7 @@ def test_inference_fn_traces_once_for_all_sizes_and_object_counts():
         np.testing.assert_array_equal(masks.numpy(),
                                       probabilities.numpy() > config.MASK_THRESHOLD)
     assert fns.trace_count == 1
-    assert fns.modulate.experimental_get_tracing_count() == 1
+    assert fns.gamma.experimental_get_tracing_count() == 1
 
 
 def test_bfloat16_inference_model_copies_the_weights_and_restores_the_policy():
@@ -140,10 +140,10 @@ def test_bfloat16_inference_model_copies_the_weights_and_restores_the_policy():
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     fns = LocalEngine(model, precision="bfloat16")
     image, visual, spatial = inputs(2, 45, 61)
-    gammas = fns.modulate(visual)
+    gammas = fns.gamma(visual)
     probabilities, _ = fns.segment(image, spatial, gammas)
     assert probabilities.dtype == tf.float32
-    expected = tf.sigmoid(segment_objects(model, image, spatial, model.modulate(visual)))
+    expected = tf.sigmoid(segment_objects(model, image, spatial, model.gamma(visual)))
     assert 0.05 < expected.numpy().min() and expected.numpy().max() < 0.95  # not saturated
     assert np.abs(probabilities.numpy() - expected.numpy()).max() < 0.02
 
@@ -155,7 +155,7 @@ def test_xla_option_gives_the_same_result():
     plain = LocalEngine(model, "float32", jit_compile=False)
     xla = LocalEngine(model, "float32")  # VGG16 float32: XLA by default
     assert xla.jit_compile
-    gammas = plain.modulate(visual)
+    gammas = plain.gamma(visual)
     np.testing.assert_allclose(xla.segment(image, spatial, gammas)[0].numpy(),
                                plain.segment(image, spatial, gammas)[0].numpy(), atol=1e-4)
 
@@ -188,7 +188,7 @@ def test_engine_frame_equals_the_paper_model_forward(model_config):
     frame = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
     masks = np.zeros((2, 37, 53), np.uint8)
     masks[0, 5:20, 4:30], masks[1, 20:35, 25:50] = 1, 1
-    gammas = engine.modulate(tf.constant(rng.normal(0, 50, (2, 224, 224, 3)), tf.float32))
+    gammas = engine.gamma(tf.constant(rng.normal(0, 50, (2, 224, 224, 3)), tf.float32))
     actual = engine.segment_masks(frame, np.array([37, 53], np.int32), masks, gammas.numpy())
     guides = tf.stack([spatial_guide(m) for m in masks])
     image = to_model_input(tf.cast(frame, tf.float32))[None]

@@ -194,7 +194,7 @@ def test_default_shipped_model_follows_the_car(infer, short_video, gt_path, davi
     out = tmp_path / "out"
     summary = infer.run(str(short_video), str(gt_path), None, str(out))
     assert "Using the shipped model data/osmn_lite_davis16.keras" in capsys.readouterr().out
-    width, height = load_osmn(REPO / SHIPPED_MODEL).config_.working_size
+    width, height = load_osmn(REPO / SHIPPED_MODEL).model_config.working_size
     assert f"working size {width}x{height}" in summary
     for name in ("00001", "00002", "00003"):
         result = read_mask(out / "short" / f"{name}.png")[0] > 0

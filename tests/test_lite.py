@@ -52,20 +52,20 @@ def test_full_lite_model_parameter_count():
 @pytest.mark.parametrize("height, width", [(1, 1), (33, 47), (97, 61), (64, 96)])
 def test_odd_sizes_give_the_input_size(height, width):
     model = OSMN(LITE_TINY)
-    gamma = model.modulate(tf.zeros((2, 224, 224, 3)))
+    gamma = model.gamma(tf.zeros((2, 224, 224, 3)))
     assert gamma.shape == (2, model.gamma_size)
     logits = model.segment(tf.random.normal((1, height, width, 3)),
                            tf.random.uniform((2, height, width, 1)), gamma)
     assert logits.shape == (2, height, width, 1) and logits.dtype == tf.float32
     betas = model.spatial_biases(tf.zeros((2, height, width, 1)))
     padded = (-(-height // 32) * 32, -(-width // 32) * 32)
-    for (name, channels), stride in zip(model.config_.modulated_layers(), (4, 8, 16, 32)):
+    for (name, channels), stride in zip(model.model_config.modulated_layers(), (4, 8, 16, 32)):
         assert betas[name].shape == (2, padded[0] // stride, padded[1] // stride, channels)
 
 
 def test_fresh_visual_modulator_gives_gamma_one():
     model = OSMN(LITE_TINY)
-    gamma = model.modulate(tf.random.normal((3, 224, 224, 3)) * 50)
+    gamma = model.gamma(tf.random.normal((3, 224, 224, 3)) * 50)
     np.testing.assert_array_equal(gamma.numpy(), np.ones((3, model.gamma_size)))
 
 
@@ -76,7 +76,7 @@ def test_gamma_one_and_zero_guide_give_the_plain_lite_fcn():
     plain = OSMN({**LITE_TINY, "use_visual_modulator": False, "use_spatial_modulator": False})
     plain.segmentation_network.set_weights(model.segmentation_network.get_weights())
     image = tf.random.normal((2, 45, 70, 3), stddev=60.0)
-    gamma = model.modulate(tf.random.normal((2, 224, 224, 3)))
+    gamma = model.gamma(tf.random.normal((2, 224, 224, 3)))
     modulated = model.segment(image, tf.zeros((2, 45, 70, 1)), gamma)
     expected = plain.segment(image, tf.zeros((2, 45, 70, 1)), None)
     assert float(tf.math.reduce_std(expected)) > 0.5  # not a constant map
@@ -159,10 +159,10 @@ def test_save_and_load_round_trip(tmp_path):
     model = randomize(OSMN(LITE_TINY))
     save_osmn(model, tmp_path / "lite.keras")
     loaded = load_osmn(tmp_path / "lite.keras")
-    assert loaded.config_.backbone == "lite"
+    assert loaded.model_config.backbone == "lite"
     image = tf.random.normal((1, 37, 53, 3), stddev=60.0)
     guide = tf.random.uniform((1, 37, 53, 1))
-    gamma = model.modulate(tf.random.normal((1, 224, 224, 3), stddev=50.0))
+    gamma = model.gamma(tf.random.normal((1, 224, 224, 3), stddev=50.0))
     np.testing.assert_array_equal(loaded.segment(image, guide, gamma).numpy(),
                                   model.segment(image, guide, gamma).numpy())
 
@@ -181,7 +181,7 @@ def test_imagenet_mobilenet_from_a_local_weights_file(tmp_path):
     for part in (model.segmentation_network, model.visual_modulator):
         np.testing.assert_array_equal(part.trunk.pointwise[6].kernel.numpy(),
                                       source.get_layer("conv_pw_7").kernel.numpy())
-    np.testing.assert_array_equal(model.modulate(tf.zeros((1, 224, 224, 3))).numpy(),
+    np.testing.assert_array_equal(model.gamma(tf.zeros((1, 224, 224, 3))).numpy(),
                                   np.ones((1, 1920)))  # heads keep their zero/one init
 
 

@@ -128,7 +128,7 @@ def test_eval_scores_lite_results(lite_results, tmp_path):
 def test_shipped_lite_model_follows_the_car_in_both_precisions(infer, short_video, tmp_path):
     """The shipped lite model (never trained on car-shadow) at its working size, float32 and
     bfloat16."""
-    assert load_osmn(SHIPPED).config_.backbone == "lite"
+    assert load_osmn(SHIPPED).model_config.backbone == "lite"
     infer.run(str(short_video), str(GT), str(SHIPPED), str(tmp_path / "f32"))
     infer.run(str(short_video), str(GT), str(SHIPPED), str(tmp_path / "bf16"),
               precision="bfloat16")
@@ -152,7 +152,7 @@ def test_export_saved_model_of_a_lite_model(lite_checkpoint, tmp_path):
     model = load_osmn(lite_checkpoint)
     rng = np.random.default_rng(0)
     guide = rng.uniform(0, 255, (1, 224, 224, 3)).astype(np.float32)
-    gamma = loaded.signatures["modulate"](visual_guide=guide)["gamma"].numpy()
+    gamma = loaded.signatures["gamma"](visual_guide=guide)["gamma"].numpy()
     assert gamma.shape == (1, model.gamma_size) and gamma.std() > 0
     image = rng.uniform(0, 255, (1, 37, 53, 3)).astype(np.float32)
     spatial = rng.uniform(0, 1, (2, 37, 53, 1)).astype(np.float32)
@@ -183,7 +183,7 @@ def test_train_tool_backbone_lite_two_steps(tmp_path):
     assert saved["model"]["backbone"] == "lite" and saved["he_init"] is False
     assert saved["bn_recalibration_batches"] == 2
     model = load_osmn(run / "model.keras")
-    assert model.config_ == ModelConfig(backbone="lite", width_multiplier=0.0625)
+    assert model.model_config == ModelConfig(backbone="lite", width_multiplier=0.0625)
     assert model.gamma_size == 120  # 8 + 16 + 32 + 64 channels at width 1/16
 
 

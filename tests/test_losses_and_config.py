@@ -96,6 +96,19 @@ def test_bad_model_settings_raise_user_errors():
         ModelConfig.from_dict({"widht_multiplier": 0.5})
 
 
+def test_model_config_of_a_dict_a_config_or_none():
+    # A saved model's `model_config` names only the fields it changes; a JSON list is a size.
+    assert ModelConfig.of(None) == ModelConfig()
+    assert ModelConfig.of({"width_multiplier": 0.5, "working_size": [64, 48]}) == ModelConfig(
+        width_multiplier=0.5, working_size=(64, 48))
+    narrow = ModelConfig(width_multiplier=0.25)
+    assert ModelConfig.of(narrow) == narrow
+    assert ModelConfig.of(narrow, backbone="lite") == ModelConfig(width_multiplier=0.25,
+                                                                  backbone="lite")
+    with pytest.raises(ConfigError, match="mod_early_conv"):
+        ModelConfig.of({"mod_early_conv": True}, backbone="lite")
+
+
 def test_scaled_widths():
     cfg = ModelConfig(width_multiplier=1 / 16)
     assert cfg.block_channels() == (4, 8, 16, 32, 32)

@@ -59,7 +59,7 @@ def test_gamma_length_and_order_follow_the_original():
 def test_every_gamma_starts_at_one():
     model = OSMN(TINY)
     randomize_weights(model.segmentation_network)
-    gamma = model.modulate(random_inputs(2, 32, 32)["visual_guide"])
+    gamma = model.gamma(random_inputs(2, 32, 32)["visual_guide"])
     assert gamma.shape == (2, ModelConfig(**TINY).gamma_size)
     np.testing.assert_array_equal(gamma.numpy(), 1.0)
 
@@ -225,7 +225,7 @@ def test_fix_bn_freezes_batch_norm_statistics():
 def test_ablation_switches_remove_the_modulators():
     no_visual = OSMN({**TINY, "use_visual_modulator": False})
     assert no_visual.visual_modulator is None
-    np.testing.assert_array_equal(no_visual.modulate(tf.zeros((3, 224, 224, 3))).numpy(), 1.0)
+    np.testing.assert_array_equal(no_visual.gamma(tf.zeros((3, 224, 224, 3))).numpy(), 1.0)
     no_spatial = OSMN({**TINY, "use_spatial_modulator": False})
     assert no_spatial.spatial_modulator is None
     assert no_spatial.spatial_biases(tf.zeros((1, 8, 8, 1))) is None
@@ -250,7 +250,7 @@ def test_early_layer_modulation_adds_conv1_and_conv2():
     betas = model.spatial_biases(tf.zeros((1, 31, 45, 1)))
     assert betas["conv1_1"].shape == (1, 31, 45, cfg.block_channels()[0])
     assert betas["conv2_2"].shape == (1, 16, 23, cfg.block_channels()[1])
-    assert model.modulate(tf.zeros((1, 224, 224, 3))).shape == (1, cfg.gamma_size)
+    assert model.gamma(tf.zeros((1, 224, 224, 3))).shape == (1, cfg.gamma_size)
     assert model(random_inputs(1, 31, 45)).shape == (1, 31, 45, 1)
 
 
@@ -280,7 +280,7 @@ def test_low_precision_policies(policy):
     model = OSMN(TINY)
     assert all(w.dtype == "float32" for w in model.weights)
     inputs = random_inputs(1, 45, 61)
-    gamma = model.modulate(inputs["visual_guide"])
+    gamma = model.gamma(inputs["visual_guide"])
     assert gamma.dtype == policy.split("_")[1]
     logits = model.segment(inputs["image"], inputs["spatial_guide"], gamma)
     assert logits.dtype == tf.float32 and logits.shape == (1, 45, 61, 1)
@@ -314,7 +314,8 @@ def test_keras_file_and_weights_round_trip(tmp_path):
     assert restored.model_config == model.model_config
     np.testing.assert_array_equal(restored(inputs).numpy(), expected)
     model.save_weights(tmp_path / "m.weights.h5")
-    (tmp_path / "config.json").write_text(json.dumps({"model_config": model.model_config}))
+    config_json = json.dumps({"model_config": model.model_config.to_dict()})
+    (tmp_path / "config.json").write_text(config_json)
     np.testing.assert_array_equal(load_osmn(tmp_path / "m.weights.h5")(inputs).numpy(), expected)
 
 

@@ -45,7 +45,7 @@ def test_native_pass_equals_the_xla_pass(batch, objects, height, width, channels
     # bfloat16: the same float32 arithmetic and one round-to-nearest-even: identical bits.
     np.testing.assert_array_equal(tf.bitcast(actual, tf.uint16).numpy(),
                                   tf.bitcast(expected, tf.uint16).numpy())
-    # float32: the same up to the fused multiply-add's single rounding.
+    # float32: the same up to the single rounding of an FMA instruction.
     np.testing.assert_allclose(modulation_pass.modulate_native(x, gamma, guide, scale, shift),
                                modulation_pass.modulate_xla(x, gamma, guide, scale, shift),
                                rtol=1e-6, atol=1e-6)
@@ -64,7 +64,7 @@ def test_native_pass_equals_the_xla_pass(batch, objects, height, width, channels
     (2, 2, 4, 6, 16, False),    # conv5_3: taps only
     (1, 2, 5, 7, 32, False),    # the same on the whole-pixel bfloat16 loop (C % 32 == 0)
 ])
-def test_fused_block_end_equals_pass_then_pool_and_taps(batch, objects, height, width,
+def test_single_op_block_end_equals_pass_then_pool_and_taps(batch, objects, height, width,
                                                          channels, pool):
     x, gamma, guide, scale, shift = pass_inputs(batch, objects, height, width, channels)
     kernel = tf.constant(np.random.default_rng(1).normal(0, 1, (channels, 9)), tf.float32)
@@ -92,7 +92,7 @@ def test_fused_block_end_equals_pass_then_pool_and_taps(batch, objects, height, 
 
 
 @needs_compiler
-def test_fused_block_end_rejects_a_bad_taps_kernel():
+def test_single_op_block_end_rejects_a_bad_taps_kernel():
     x, gamma, guide, scale, shift = pass_inputs(1, 1, 4, 5, 8)
     with pytest.raises(tf.errors.InvalidArgumentError, match="taps_kernel must be"):
         modulation_pass.modulate_pool_taps_native(x, gamma, guide, scale, shift,
@@ -194,18 +194,19 @@ def test_bfloat16_frames_agree_with_either_kernel_and_trace_once():
     native = LocalEngine(model, "bfloat16", modulation_kernel="native")
     assert native.modulation_kernel == "native"
     xla = LocalEngine(model, "bfloat16", modulation_kernel="xla")
-    unfused = LocalEngine(model, "bfloat16", modulation_kernel="native", fuse_block_ends=False)
+    separate = LocalEngine(model, "bfloat16", modulation_kernel="native",
+                           single_op_block_ends=False)
     exact = LocalEngine(model, "float32", jit_compile=False, modulation_kernel="xla")
     rng = np.random.default_rng(7)
     for k, (height, width) in [(1, (33, 47)), (3, (40, 56))]:
         image = tf.constant(rng.normal(0, 50, (1, height, width, 3)), tf.float32)
         spatial = tf.constant(rng.uniform(0, 1, (k, height, width, 1)), tf.float32)
-        gammas = native.modulate(tf.constant(rng.normal(0, 50, (k, 224, 224, 3)), tf.float32))
+        gammas = native.gamma(tf.constant(rng.normal(0, 50, (k, 224, 224, 3)), tf.float32))
         expected, _ = xla.segment(image, spatial, gammas)
         # The native pass alone is the XLA pass bit for bit.
-        np.testing.assert_array_equal(unfused.segment(image, spatial, gammas)[0].numpy(),
+        np.testing.assert_array_equal(separate.segment(image, spatial, gammas)[0].numpy(),
                                       expected.numpy())
-        # The fused block ends take the side taps in float32 instead of bfloat16: as close to
+        # The single-op block ends take the side taps in float32 instead of bfloat16: as close to
         # the float32 frame as the XLA pass is, or closer.
         actual, masks = native.segment(image, spatial, gammas)
         reference = exact.segment(image, spatial, gammas)[0].numpy()

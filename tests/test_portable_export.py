@@ -57,7 +57,7 @@ def onnx_dir(lite_model, tmp_path_factory):
 def _spread(model, inputs):
     """The reference must not be trivial (see lite_weights.py)."""
     reference = portable.keras_reference(model, inputs)
-    assert np.std(reference["modulate"]) > 0.05
+    assert np.std(reference["gamma"]) > 0.05
     probability = reference["segment"]
     assert probability.min() < 0.3 and probability.max() > 0.7
     return reference
@@ -88,12 +88,12 @@ def test_quantized_files_are_smaller_and_metadata_is_written(litert_dir, onnx_di
     assert sizes["int8"] < sizes["float16"] < sizes["float32"]
     info = json.loads((litert_dir / "osmn_export.json").read_text())
     assert info["model_config"]["backbone"] == "lite"
-    assert info["files"]["int8"] == {"modulate": "modulate_int8.tflite",
+    assert info["files"]["int8"] == {"gamma": "gamma_int8.tflite",
                                      "segment": "segment_int8.tflite"}
     assert info["max_abs_difference_vs_keras"]["float32"]["segment"] <= BOUNDS["float32"]
     assert info["inputs"]["segment"] == ["image", "spatial_guide", "gamma"]
     onnx_info = json.loads((onnx_dir / "osmn_export.json").read_text())
-    assert sorted(onnx_info["files"].values()) == ["modulate.onnx", "segment.onnx"]
+    assert sorted(onnx_info["files"].values()) == ["gamma.onnx", "segment.onnx"]
     assert not [p for p in litert_dir.parent.iterdir() if p.name.startswith(".")]
 
 
@@ -153,8 +153,8 @@ def test_export_tool_writes_portable_formats(tmp_path, lite_model, export_format
     assert done.returncode == 0, done.stderr[-2000:]
     print(done.stdout)
     assert "max abs diff vs Keras" in done.stdout
-    expected = ({"modulate_float32.tflite", "segment_float32.tflite"} if export_format == "litert"
-                else {"modulate.onnx", "segment.onnx"})
+    expected = ({"gamma_float32.tflite", "segment_float32.tflite"} if export_format == "litert"
+                else {"gamma.onnx", "segment.onnx"})
     assert {p.name for p in out.iterdir()} == expected | {"osmn_export.json"}
     again = _run_tool("--checkpoint", str(checkpoint), "--format", export_format,
                       "--export_dir", str(out), cwd=tmp_path)

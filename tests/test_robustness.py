@@ -111,7 +111,7 @@ def _build(model):
     frame = np.zeros((TINY_SIZE[1], TINY_SIZE[0], 3), np.uint8)
     mask = np.zeros(frame.shape[:2], np.uint8)
     mask[10:30, 20:50] = 1
-    gamma = model.modulate(visual_guide(frame, mask)[None])
+    gamma = model.gamma(visual_guide(frame, mask)[None])
     model.segment(to_model_input(frame)[None], spatial_guide(mask)[None], gamma)
 
 

@@ -59,7 +59,7 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tmp_path, sample_batch):
     assert json.loads((tmp_path / CONFIG_NAME).read_text())["steps"] == 25
     assert result.checkpoint.endswith("ckpt-25")
     model = load_osmn(tmp_path / MODEL_NAME)
-    assert model.config_.width_multiplier == pytest.approx(1 / 16)
+    assert model.model_config.width_multiplier == pytest.approx(1 / 16)
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, sample_batch):

@@ -11,7 +11,7 @@ hidden temp folder, checked by reloading it, then renamed). Serve it with TF Ser
 
 Signatures, preprocessing and REST request bodies: docs/serving.md.
 
-Portable formats (docs/lite_and_portable.md): the `modulate` and `segment` halves as files,
+Portable formats (docs/lite_and_portable.md): the `gamma` and `segment` halves as files,
 
     python tools/export.py --format litert --export_dir models/osmn_litert   # phones, small devices
     python tools/export.py --format onnx --export_dir models/osmn_onnx       # other runtimes
@@ -120,8 +120,8 @@ def run(checkpoint, export_dir=None, version=None, overwrite=False, verify=True,
     from osmn.model import load_osmn  # noqa: PLC0415
     started = time.perf_counter()
     model = load_osmn(checkpoint)
-    print(f"Loaded {checkpoint}: width {model.config_.width_multiplier}, "
-          f"backbone {model.config_.backbone}, gamma size {model.gamma_size}, "
+    print(f"Loaded {checkpoint}: width {model.model_config.width_multiplier}, "
+          f"backbone {model.model_config.backbone}, gamma size {model.gamma_size}, "
           f"{model.count_params():,} parameters.")
     if export_format != "saved_model":
         checked = _portable(export_format, model, export_dir, overwrite, verify,

@@ -88,7 +88,7 @@ def run(video, mask, checkpoint, output, sequence=None, overlay=False, im_size=N
         postprocess = DenseCrf()
     loaded = _load_model(checkpoint)
     # The model's own working size (the size it was validated at) unless --im_size is given.
-    work_size = im_size or loaded.config_.working_size
+    work_size = im_size or loaded.model_config.working_size
     engine = LocalEngine(loaded, precision=precision)
 
     # Everything goes into a temporary folder beside the output, published at the end; it is

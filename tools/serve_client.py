@@ -4,7 +4,7 @@
         --video data/davis_sample/JPEGImages/480p/car-shadow --output out_served
 
 writes out_served/car-shadow/00000.png ... exactly as tools/infer.py does (DAVIS palette PNGs in
-the DAVIS results layout). Requests: `visual_guide` and `modulate` once for all objects, then per
+the DAVIS results layout). Requests: `visual_guide` and `gamma` once for all objects, then per
 frame `spatial_guide` (from the previous masks) and `segment`. Frames are segmented at their own
 size. The export comes from tools/export.py; see docs/serving.md.
 """

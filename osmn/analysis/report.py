@@ -89,7 +89,7 @@ def analyze(model, objects: Sequence[AnalysisObject], near_zero: float = DEFAULT
     Raises:
         UserError: unreadable images or masks (from `visual_guides`).
     """
-    cfg = model.config_
+    cfg = model.model_config
     gammas = statistics.object_gammas(model, visual_guides(objects), len(objects),
                                       batch_size=batch_size, progress=progress)
     coords, eigenvalues = embedding.classical_mds(gammas, dims=2)

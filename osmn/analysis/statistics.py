@@ -47,7 +47,7 @@ def object_gammas(model, guides: Iterable[np.ndarray], count: int, batch_size: i
     out, batch = [], []
 
     def flush():
-        out.append(np.asarray(model.modulate(np.stack(batch), training=False), np.float32))
+        out.append(np.asarray(model.gamma(np.stack(batch), training=False), np.float32))
         if bar is not None:
             bar.add(len(batch))
         batch.clear()

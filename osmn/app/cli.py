@@ -49,7 +49,7 @@ def main(argv):
     from osmn.model import load_osmn  # noqa: PLC0415
     model = load_osmn(model_path_or_shipped(FLAGS.checkpoint))
     # The model's own working size (the size it was validated at) unless --im_size is given.
-    work_size = work_size or model.config_.working_size
+    work_size = work_size or model.model_config.working_size
     engine = LocalEngine(model, precision=FLAGS.precision)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not one line per request
     print(f"Serving on http://127.0.0.1:{FLAGS.port} (Ctrl-C stops).", flush=True)

@@ -12,7 +12,8 @@ the library's per-video `VideoSegmenter` over its frames in order. The model is 
 worker process (`apache_beam.utils.shared.Shared`, shared by the DoFn instances of the process's
 threads; on the first video that needs it) and each DoFn instance keeps one segmenter, whose
 per-frame function is traced once.
-`Reshuffle` breaks the fusion with `Create`, so the videos are spread over the workers.
+`Reshuffle` keeps Beam from running the segmentation in `Create`'s stage (one worker), so the
+videos are spread over the workers.
 """
 
 from __future__ import annotations

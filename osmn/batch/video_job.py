@@ -60,7 +60,7 @@ def make_segmenter(model, settings: SegmentSettings):
     frame at its own size.
     """
     from osmn.inference import VideoSegmenter  # noqa: PLC0415
-    work_size = settings.work_size or model.model.config_.working_size
+    work_size = settings.work_size or model.model.model_config.working_size
     return VideoSegmenter(model, keep_last_guide=settings.keep_last_guide, work_size=work_size)
 
 

@@ -97,7 +97,7 @@ def load_reference(path, gamma_size: int) -> Dict[str, np.ndarray]:
 
 def model_outputs(model, reference: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
     """Run `model` in inference mode on the reference inputs -> {"gamma", "logits"} float32."""
-    gamma = model.modulate(reference["visual_guide"], training=False)
+    gamma = model.gamma(reference["visual_guide"], training=False)
     logits = model.segment(reference["image"], reference["spatial_guide"], gamma,
                            training=False)
     return {"gamma": np.asarray(gamma, np.float32), "logits": np.asarray(logits, np.float32)}

@@ -121,7 +121,7 @@ def convert_tf1_checkpoint(prefix, model_config: Optional[dict] = None,
     cfg = infer_model_config(shapes, **dict(model_config or {}))
     names = tf1_name_map(cfg)
     fixed = fixed_upsampling_kernels()
-    model = OSMN(cfg.to_dict())
+    model = OSMN(cfg)
     variables = keras_weights(model)
     uncovered = sorted(set(variables) - set(names.values()))
     if uncovered:  # the table and the model disagree: a bug here, not a user error

@@ -63,7 +63,7 @@ def tf1_name_map(model_config) -> Dict[str, str]:
               "osmn/modulator_sp/conv3/BatchNorm/gamma": "spatial_modulator/conv3_bn/gamma",
               ...}; the fixed upsampling kernels are not in it (see `fixed_upsampling_kernels`).
     """
-    cfg = _as_config(model_config)
+    cfg = ModelConfig.of(model_config)
     names = {}
     for block, conv in _vgg_convs():
         for slim, keras_name in _CONV:
@@ -148,9 +148,3 @@ def infer_model_config(shapes: Mapping[str, Tuple[int, ...]], **overrides) -> Mo
     values["mod_early_conv"] = early
     values.update(overrides)
     return ModelConfig.from_dict(values)
-
-
-def _as_config(model_config) -> ModelConfig:
-    if isinstance(model_config, ModelConfig):
-        return model_config
-    return ModelConfig.from_dict(dict(model_config or {}))

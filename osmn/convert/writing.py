@@ -42,6 +42,6 @@ def write_model(model: OSMN, path) -> list:
     path.parent.mkdir(parents=True, exist_ok=True)
     config_path = path.parent / CONFIG_NAME
     _atomic_write(path, model.save_weights)
-    text = json.dumps({"model_config": model.model_config}, indent=2, sort_keys=True)
+    text = json.dumps({"model_config": model.model_config.to_dict()}, indent=2, sort_keys=True)
     _atomic_write(config_path, lambda tmp: pathlib.Path(tmp).write_text(text + "\n"))
     return [path, config_path]

@@ -1,9 +1,9 @@
-"""LiteRT (TensorFlow Lite) export of OSMN: the `modulate` and `segment` halves as `.tflite`.
+"""LiteRT (TensorFlow Lite) export of OSMN: the `gamma` and `segment` halves as `.tflite`.
 
     export_dir/
-      modulate_float32.tflite   segment_float32.tflite     <- always
-      modulate_float16.tflite   segment_float16.tflite     <- quantization="float16" (default)
-      modulate_int8.tflite      segment_int8.tflite        <- quantization="int8"
+      gamma_float32.tflite      segment_float32.tflite     <- always
+      gamma_float16.tflite      segment_float16.tflite     <- quantization="float16" (default)
+      gamma_int8.tflite         segment_int8.tflite        <- quantization="int8"
       osmn_export.json                                     <- config, inputs, measured diffs
 
 Each half is converted with `tf.lite.TFLiteConverter.from_concrete_functions` from the
@@ -103,7 +103,7 @@ class LiteRTHalves:
 
     Example:
     >>> halves = LiteRTHalves("models/osmn_litert", "float32")
-    >>> gamma = halves.modulate(visual_guide=visual_guides)          # [K, 224, 224, 3] RGB
+    >>> gamma = halves.gamma(visual_guide=visual_guides)             # [K, 224, 224, 3] RGB
     >>> probability = halves.segment(image=frame, spatial_guide=guides, gamma=gamma)
     """
 
@@ -135,7 +135,7 @@ def export_litert(model, export_dir, quantizations: Sequence[str] = ("float32", 
         source: optional description of the checkpoint, stored in the metadata.
 
     Returns:
-        {quantization: {"modulate": diff, "segment": diff}} (empty dicts without `verify`).
+        {quantization: {"gamma": diff, "segment": diff}} (empty dicts without `verify`).
     """
     quantizations = list(dict.fromkeys(["float32", *quantizations]))
     for quantization in quantizations:

@@ -1,7 +1,7 @@
-"""ONNX export of OSMN (`tf2onnx`): the `modulate` and `segment` halves as two `.onnx` files.
+"""ONNX export of OSMN (`tf2onnx`): the `gamma` and `segment` halves as two `.onnx` files.
 
     export_dir/
-      modulate.onnx    visual_guide [B,224,224,3] -> gamma [B,G]
+      gamma.onnx       visual_guide [B,224,224,3] -> gamma [B,G]
       segment.onnx     image [B|1,H,W,3], spatial_guide [B,H,W,1], gamma [B,G]
                        -> probability [B,H,W,1]
       osmn_export.json
@@ -38,7 +38,7 @@ def _tf2onnx():
 
 
 def convert_half(function, opset: int = OPSET) -> bytes:
-    """A `tf.function` with an input signature (`OSMNServingModule.modulate`/`.segment`) ->
+    """A `tf.function` with an input signature (`OSMNServingModule.gamma`/`.segment`) ->
     serialized ONNX model bytes."""
     tf2onnx = _tf2onnx()
     model_proto, _ = tf2onnx.convert.from_function(
@@ -51,7 +51,7 @@ class OnnxHalves:
 
     Example:
     >>> halves = OnnxHalves("models/osmn_onnx")
-    >>> gamma = halves.run("modulate", {"visual_guide": visual_guides})
+    >>> gamma = halves.run("gamma", {"visual_guide": visual_guides})
     >>> probability = halves.run("segment", {"image": frame, "spatial_guide": guides,
     ...                                      "gamma": gamma})
     """
@@ -83,7 +83,7 @@ class OnnxHalves:
 
 def export_onnx(model, export_dir, overwrite: bool = False, verify: bool = True,
                 source: Optional[str] = None, opset: int = OPSET) -> Dict[str, float]:
-    """Write `modulate.onnx` and `segment.onnx` to `export_dir` (atomically, as one folder).
+    """Write `gamma.onnx` and `segment.onnx` to `export_dir` (atomically, as one folder).
 
     Args:
         model: `osmn.model.OSMN` (either backbone).
@@ -95,7 +95,7 @@ def export_onnx(model, export_dir, overwrite: bool = False, verify: bool = True,
         opset: ONNX opset.
 
     Returns:
-        {"modulate": diff, "segment": diff} ({} without `verify`).
+        {"gamma": diff, "segment": diff} ({} without `verify`).
     """
     _tf2onnx()  # Fail before writing anything when it is missing.
     differences = {}

@@ -1,11 +1,11 @@
 """What the LiteRT and ONNX exports share: the two halves, test inputs, the Keras reference, and
 writing an export folder atomically.
 
-The halves are the SavedModel's `modulate` and `segment` signatures (`OSMNServingModule`), so
+The halves are the SavedModel's `gamma` and `segment` signatures (`OSMNServingModule`), so
 every format takes the same inputs (RGB float32 0..255, converted inside) and gives the same
 outputs:
 
-    modulate  visual_guide [B,224,224,3] -> gamma [B,G]
+    gamma     visual_guide [B,224,224,3] -> gamma [B,G]
     segment   image [B|1,H,W,3], spatial_guide [B,H,W,1], gamma [B,G] -> probability [B,H,W,1]
 """
 
@@ -24,15 +24,15 @@ from osmn.io import atomic_dir
 from osmn.export.serving_module import OSMNServingModule
 from osmn.preprocessing import to_model_input
 
-HALVES = ("modulate", "segment")
+HALVES = ("gamma", "segment")
 # Input names of each half, in the order of its signature.
-INPUTS = {"modulate": ("visual_guide",), "segment": ("image", "spatial_guide", "gamma")}
-OUTPUTS = {"modulate": "gamma", "segment": "probability"}
+INPUTS = {"gamma": ("visual_guide",), "segment": ("image", "spatial_guide", "gamma")}
+OUTPUTS = {"gamma": "gamma", "segment": "probability"}
 METADATA_NAME = "osmn_export.json"
 
 
 def halves(model) -> Dict[str, tf.types.experimental.ConcreteFunction]:
-    """{"modulate": concrete function, "segment": ...} of `OSMNServingModule(model)`.
+    """{"gamma": concrete function, "segment": ...} of `OSMNServingModule(model)`.
 
     The module is kept alive by the returned functions (`.module` attribute on the dict).
     """
@@ -55,7 +55,7 @@ def sample_inputs(gamma_size: int, height: int = 64, width: int = 96, objects: i
     rng = np.random.default_rng(seed)
     size = config.VISUAL_GUIDE_SIZE
     return {
-        "modulate": {"visual_guide": rng.uniform(0, 255, (objects, size, size, 3))
+        "gamma": {"visual_guide": rng.uniform(0, 255, (objects, size, size, 3))
                      .astype(np.float32)},
         "segment": {"image": rng.uniform(0, 255, (1, height, width, 3)).astype(np.float32),
                     "spatial_guide": rng.uniform(0, 1, (objects, height, width, 1))
@@ -68,10 +68,10 @@ def keras_reference(model, inputs) -> Dict[str, np.ndarray]:
     """What each half must return, from the Keras model (inference mode).
 
     Returns:
-        {"modulate": gamma [B, G], "segment": probability [B, H, W, 1]}, float32 numpy.
+        {"gamma": gamma [B, G], "segment": probability [B, H, W, 1]}, float32 numpy.
     """
-    gamma = model.modulate(to_model_input(inputs["modulate"]["visual_guide"]), training=False)
-    return {"modulate": np.asarray(tf.cast(gamma, tf.float32)),
+    gamma = model.gamma(to_model_input(inputs["gamma"]["visual_guide"]), training=False)
+    return {"gamma": np.asarray(tf.cast(gamma, tf.float32)),
             "segment": _segment_reference(model, inputs["segment"])}
 
 
@@ -97,7 +97,7 @@ def metadata(model, export_format: str, files: dict, source, differences: dict) 
     return {
         "format": export_format,
         "source_checkpoint": source,
-        "model_config": model.config_.to_dict(),
+        "model_config": model.model_config.to_dict(),
         "gamma_size": int(model.gamma_size),
         "files": files,
         "inputs": {half: list(INPUTS[half]) for half in HALVES},

@@ -73,7 +73,7 @@ class ServingClient:
         """Run `signature` on `inputs` and return its output tensor `output` as float32.
 
         Args:
-            signature: signature name ("modulate", "segment", ...).
+            signature: signature name ("gamma", "segment", ...).
             inputs: input name -> array (any numeric dtype; sent as JSON numbers).
             output: the output's name (needed when the server drops it for a single output).
 

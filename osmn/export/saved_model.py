@@ -59,7 +59,7 @@ def reference_probability(model, image, visual_guide, spatial_guide) -> np.ndarr
     Returns:
         [B, H, W, 1] float32 numpy, sigmoid of the logits.
     """
-    gamma = model.modulate(to_model_input(visual_guide), training=False)
+    gamma = model.gamma(to_model_input(visual_guide), training=False)
     logits = model.segment(to_model_input(image), tf.convert_to_tensor(spatial_guide, tf.float32),
                            gamma, training=False)
     return tf.sigmoid(tf.cast(logits, tf.float32)).numpy()
@@ -102,7 +102,7 @@ def _metadata(model, version: int, source: Optional[str]) -> dict:
         "format": "osmn-tf SavedModel for TF Serving",
         "version": version,
         "source_checkpoint": source,
-        "model_config": model.config_.to_dict(),
+        "model_config": model.model_config.to_dict(),
         "gamma_size": int(model.gamma_size),
         "signatures": list(SIGNATURES),
         "image_convention": "RGB float32 0..255; converted inside to BGR minus mean "

@@ -3,8 +3,8 @@
 The video algorithm is the segmenter's (one for local and served models); this backend only
 turns its two calls into requests to the export's signatures (docs/serving.md):
 
-* `modulate_objects`: `visual_guide` (the box crops of the frame, all objects at once), then
-  `modulate` -> gammas [K, G], once per object;
+* `object_gammas`: `visual_guide` (the box crops of the frame, all objects at once), then
+  `gamma` -> gammas [K, G], once per object;
 * `segment_masks`: `spatial_guide` from the previous masks, then `segment` -> probabilities.
 """
 
@@ -33,11 +33,11 @@ class ServingBackend:
     def describe(self) -> str:
         return f"TF Serving at {self.client.predict_url}"
 
-    def modulate_objects(self, frame: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    def object_gammas(self, frame: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """Frame [H, W, 3] uint8, object masks [K, H, W] -> gammas [K, G] float32."""
         guides = self.client.predict("visual_guide", {"image": frame[None], "mask": masks},
                                      "visual_guide")
-        return np.asarray(self.client.predict("modulate", {"visual_guide": guides}, "gamma"),
+        return np.asarray(self.client.predict("gamma", {"visual_guide": guides}, "gamma"),
                           np.float32)
 
     def segment_masks(self, frame: np.ndarray, work_hw, previous: np.ndarray,

@@ -12,7 +12,7 @@ the channels and G is dynamic):
 
     serving_default  image [B|1,H,W,3], visual_guide [B,224,224,3], spatial_guide [B,H,W,1]
                      -> probability [B,H,W,1]
-    modulate         visual_guide [B,224,224,3] -> gamma [B,G]             (once per object)
+    gamma            visual_guide [B,224,224,3] -> gamma [B,G]             (once per object)
     segment          image [B|1,H,W,3], spatial_guide [B,H,W,1], gamma [B,G]
                      -> probability [B,H,W,1]                             (every frame)
     spatial_guide    mask [B,H,W] (foreground where > 0) -> spatial_guide [B,H,W,1]
@@ -32,7 +32,7 @@ from osmn import config, guides
 from osmn.preprocessing import to_model_input
 
 # Names of the signatures, in the order the documentation lists them.
-SIGNATURES = ("serving_default", "modulate", "segment", "spatial_guide", "visual_guide")
+SIGNATURES = ("serving_default", "gamma", "segment", "spatial_guide", "visual_guide")
 
 
 def guide_to_rgb(guide: tf.Tensor) -> tf.Tensor:
@@ -89,8 +89,8 @@ class OSMNServingModule(tf.Module):
         gamma_spec = tf.TensorSpec([None, self.gamma_size], tf.float32, name="gamma")
         mask = tf.TensorSpec([None, None, None], tf.float32, name="mask")
 
-        def modulate(visual_guide):
-            gamma = keras_model.modulate(to_model_input(visual_guide), training=False)
+        def compute_gamma(visual_guide):
+            gamma = keras_model.gamma(to_model_input(visual_guide), training=False)
             return tf.cast(gamma, tf.float32)
 
         def segment(image, spatial_guide, gamma):
@@ -108,9 +108,9 @@ class OSMNServingModule(tf.Module):
                                    tf.concat([shape[:3], [1]], axis=0))
 
         @tf.function(input_signature=[visual])
-        def modulate_fn(visual_guide):
+        def gamma_fn(visual_guide):
             """visual_guide [B,224,224,3] RGB 0..255 -> {"gamma": [B,G] float32}."""
-            return {"gamma": modulate(visual_guide)}
+            return {"gamma": compute_gamma(visual_guide)}
 
         @tf.function(input_signature=[image, spatial, gamma_spec])
         def segment_fn(image, spatial_guide, gamma):
@@ -121,7 +121,7 @@ class OSMNServingModule(tf.Module):
         @tf.function(input_signature=[image, visual, spatial])
         def serving_default_fn(image, visual_guide, spatial_guide):
             """One pass of the whole model -> {"probability": [B,H,W,1] float32}."""
-            return {"probability": segment(image, spatial_guide, modulate(visual_guide))}
+            return {"probability": segment(image, spatial_guide, compute_gamma(visual_guide))}
 
         @tf.function(input_signature=[mask])
         def spatial_guide_fn(mask):
@@ -148,7 +148,7 @@ class OSMNServingModule(tf.Module):
             return {"visual_guide": guide_to_rgb(out)}
 
         self.serving_default = serving_default_fn
-        self.modulate = modulate_fn
+        self.gamma = gamma_fn
         self.segment = segment_fn
         self.spatial_guide = spatial_guide_fn
         self.visual_guide = visual_guide_fn

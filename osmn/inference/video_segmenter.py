@@ -54,7 +54,7 @@ class VideoSegmenter:
     Args:
         backend: what runs the model: `osmn.inference.engine.LocalEngine` (in-process; an
             `OSMN` is taken as `LocalEngine(model)`, precision "auto") or
-            `osmn.export.ServingBackend` (TF Serving). Anything with `modulate_objects`,
+            `osmn.export.ServingBackend` (TF Serving). Anything with `object_gammas`,
             `segment_masks`, `describe` and `trace_count` works.
         keep_last_guide: bool. An empty prediction keeps the object's last non-empty mask as
             the next spatial guide's source instead of giving an all-zero guide (the original).
@@ -193,7 +193,7 @@ class VideoSegmenter:
         # (`dataset_davis.py`) crops it before resizing only the segmentation input.
         gammas = [None] * self.objects.num_objects
         for backend, positions in self._groups():
-            for k, g in zip(positions, backend.modulate_objects(frame, masks[positions])):
+            for k, g in zip(positions, backend.object_gammas(frame, masks[positions])):
                 gammas[k] = g
         self.gammas = np.stack(gammas).astype(np.float32)
         self.modulator_seconds = time.perf_counter() - started
@@ -263,4 +263,4 @@ def load_segmenter(path, precision: str = "auto", work_size: Optional[Tuple[int,
     from osmn.model import load_osmn  # noqa: PLC0415 (loading is not part of the algorithm)
     model = load_osmn(path)
     return VideoSegmenter(LocalEngine(model, precision=precision),
-                          work_size=work_size or model.config_.working_size, **options)
+                          work_size=work_size or model.model_config.working_size, **options)

@@ -3,17 +3,18 @@
 //   y[k, h, w, c] = x[b, h, w, c] * gamma[k, c] + max(0, guide[k, h, w] * scale[c] + shift[c])
 //
 // with b = k when x has K samples and b = 0 when x has one (the frame shared by K objects).
-// The same values as osmn/model/segmentation_network.py `_modulate` (XLA): float32 arithmetic,
-// one rounding to T at the end (round to nearest even), so the outputs are bit-identical.
-// Why a custom op: in bfloat16 XLA's CPU loop for this pass runs at about a third of the memory
-// bandwidth that a vectorised loop reaches on the same map (docs/performance.md, item 13).
+// The same values as osmn/inference/engine/modulation_pass.py `modulate_xla`: float32
+// arithmetic, one rounding to T at the end (round to nearest even), so the outputs are
+// bit-identical. Why a custom op: the pass is memory-bound, and in bfloat16 XLA's CPU loop for it
+// runs at about a third of the memory bandwidth that a vectorised loop reaches on the same map.
 // When x has K samples and no other reader, the output reuses x's buffer (in place).
 //
 // OsmnModulatePoolTaps: the same pass for the LAST modulated conv of a side-output block
-// (conv3_3, conv4_3, conv5_3), fused with the two ops that read its output in inference: the
-// 2x2 stride-2 SAME max pool into the next block and the side output's 1x1 product to the 9
-// folded kernel taps (osmn/inference/engine/fused_head.py `side_taps`). The modulated map is formed one
-// pixel at a time in a small buffer and never written to memory (docs/performance.md, item 17).
+// (conv3_3, conv4_3, conv5_3), computed in one op with the two ops that read its output in
+// inference: the 2x2 stride-2 SAME max pool into the next block and the side output's 1x1 product
+// to the 9 folded kernel taps (osmn/inference/engine/inference_head.py `side_taps`). The
+// modulated map is formed one pixel at a time in a small buffer and never written to memory,
+// which saves a write and two reads of the largest maps of the frame.
 //
 // Built on first use by osmn/kernels/build.py with TF's own compile flags (no -march: TF's
 // Eigen headers do not compile with AVX512-FP16 enabled). The bfloat16 loop has an AVX-512 BF16
@@ -342,7 +343,7 @@ void Taps(const float* m, const float* kernel, int64_t taps, int64_t channels, f
 // The whole bfloat16 pixel in one loop, for C a multiple of 32 and 9 taps: modulate 32
 // channels in float32, round them to bfloat16 once (as the pass does), then (a) the nine tap
 // sums with one vdpbf16ps each (products of bfloat16 values, exact in float32; the kernel is
-// rounded to bfloat16 as the unfused `side_taps` does), (b) the window maximum in `best`.
+// rounded to bfloat16 as the separate `side_taps` does), (b) the window maximum in `best`.
 OSMN_AVX512_BF16_TARGET void PixelAvx512Bf16(const bfloat16* x, const float* gamma, float guide,
                                              const float* scale, const float* shift,
                                              const bfloat16* kernel, int64_t channels,
@@ -508,7 +509,7 @@ class ModulatePoolTapsOp : public OpKernel {
         channels % 32 == 0) {
       // The whole-pixel AVX-512 BF16 loop (`PixelAvx512Bf16`), the window max kept in float.
       const bfloat16* x = reinterpret_cast<const bfloat16*>(in.x);
-      std::vector<bfloat16> low(9 * channels);  // the kernel rounded as the unfused path does
+      std::vector<bfloat16> low(9 * channels);  // the kernel rounded as the separate ops do
       for (int64_t i = 0; i < 9 * channels; ++i) low[i] = static_cast<bfloat16>(kernel_data[i]);
       ForEachPixel(
           context, objects, height, width, pool_, channels * 8,

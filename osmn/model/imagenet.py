@@ -186,7 +186,7 @@ def load_imagenet_vgg16(model, source=None) -> ImagenetInitReport:
         UserError: width multiplier is not 1.0, the source cannot be read (offline download,
             missing or wrong file), or a shape does not match.
     """
-    width = model.config_.width_multiplier
+    width = model.model_config.width_multiplier
     if width != 1.0:
         raise UserError(f"ImageNet VGG16 weights need width_multiplier 1.0, the model has "
                         f"{width}")

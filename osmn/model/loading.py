@@ -14,6 +14,7 @@ import zipfile
 
 import keras
 
+from osmn.config import ModelConfig
 from osmn.errors import UserError
 from osmn.io import atomic_path
 from osmn.model.osmn_model import OSMN
@@ -42,7 +43,7 @@ def with_working_size(model: OSMN, working_size) -> OSMN:
     """A copy of `model` (same weights) whose config carries `working_size` (width, height), the
     size tools segment at by default (`ModelConfig.working_size`); None removes it."""
     size = None if working_size is None else tuple(int(v) for v in working_size)
-    copy = OSMN({**model.model_config, "working_size": size})
+    copy = OSMN(ModelConfig.of(model.model_config, working_size=size))
     copy.set_weights(model.get_weights())
     return copy
 

@@ -48,7 +48,7 @@ class OSMN(keras.Model):
 
     Example:
     >>> model = OSMN({"width_multiplier": 0.0625})
-    >>> gamma = model.modulate(keras.ops.zeros((1, 224, 224, 3)))
+    >>> gamma = model.gamma(keras.ops.zeros((1, 224, 224, 3)))
     >>> model.segment(keras.ops.zeros((1, 33, 47, 3)), keras.ops.zeros((1, 33, 47, 1)),
     ...               gamma).shape
     TensorShape([1, 33, 47, 1])
@@ -56,16 +56,13 @@ class OSMN(keras.Model):
 
     def __init__(self, model_config=None, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(model_config, ModelConfig):
-            model_config = model_config.to_dict()
-        self.model_config = dict(model_config or {})
-        self.config_ = ModelConfig.from_dict(self.model_config)
+        self.model_config = ModelConfig.of(model_config)
         cfg = self.model_config
-        visual, spatial, segmentation = _PARTS[self.config_.backbone]
+        visual, spatial, segmentation = _PARTS[cfg.backbone]
         self.visual_modulator = (visual(cfg, name="visual_modulator")
-                                 if self.config_.use_visual_modulator else None)
+                                 if self.model_config.use_visual_modulator else None)
         self.spatial_modulator = (spatial(cfg, name="spatial_modulator")
-                                  if self.config_.use_spatial_modulator else None)
+                                  if self.model_config.use_spatial_modulator else None)
         self.segmentation_network = segmentation(cfg, name="segmentation_network")
         # Every weight's shape is known without data: build now so that weights can be loaded
         # into a fresh model and counted before any call.
@@ -87,19 +84,19 @@ class OSMN(keras.Model):
 
     @property
     def gamma_size(self) -> int:
-        return self.config_.gamma_size
+        return self.model_config.gamma_size
 
-    def modulate(self, visual_guide, training=False):
+    def gamma(self, visual_guide, training=False):
         """Visual guide [B, 224, 224, 3] -> gamma [B, G]; all ones without a visual modulator."""
         if self.visual_modulator is None:
             return ops.ones((ops.shape(visual_guide)[0], self.gamma_size), self.compute_dtype)
-        if self.config_.backbone == "lite":  # MobileNet batch norm follows `fix_bn`.
+        if self.model_config.backbone == "lite":  # MobileNet batch norm follows `fix_bn`.
             training = self._bn_training(training)
         return self.visual_modulator(visual_guide, training=training)  # VGG16: dropout only.
 
     def _bn_training(self, training) -> bool:
         """Batch norm in training mode: when training and not `fix_bn`."""
-        return bool(training) and not self.config_.fix_bn
+        return bool(training) and not self.model_config.fix_bn
 
     def spatial_biases(self, spatial_guide, training=False):
         """Spatial guide [B, H, W, 1] -> {layer name: beta}, or None without a spatial modulator.
@@ -118,13 +115,13 @@ class OSMN(keras.Model):
         """
         betas = self.spatial_biases(spatial_guide, training=training)
         gamma = gamma if self.visual_modulator is not None else None
-        if self.config_.backbone == "lite":  # MobileNet has batch norm; VGG16 has none.
+        if self.model_config.backbone == "lite":  # MobileNet has batch norm; VGG16 has none.
             return self.segmentation_network(image, gamma, betas,
                                              training=self._bn_training(training))
         return self.segmentation_network(image, gamma, betas)
 
     def call(self, inputs, training=False):
-        gamma = self.modulate(inputs["visual_guide"], training=training)
+        gamma = self.gamma(inputs["visual_guide"], training=training)
         return self.segment(inputs["image"], inputs["spatial_guide"], gamma, training=training)
 
     def decayed_kernels(self):
@@ -134,10 +131,10 @@ class OSMN(keras.Model):
     def weight_decay_loss(self):
         """The original's weight decay on `decayed_kernels()`, with this backbone's coefficient."""
         from osmn.losses import weight_decay  # noqa: PLC0415 (losses is not part of the model)
-        return weight_decay(self.decayed_kernels(), self.config_.weight_decay_l2)
+        return weight_decay(self.decayed_kernels(), self.model_config.weight_decay_l2)
 
     def get_config(self):
-        return {**super().get_config(), "model_config": self.model_config}
+        return {**super().get_config(), "model_config": self.model_config.to_dict()}
 
     @classmethod
     def from_config(cls, config):

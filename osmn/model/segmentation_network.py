@@ -12,7 +12,7 @@ A VGG16 hyper-column FCN as in OSVOS:
                                      upscore_fuse (1x1 conv) -> logit
 
 The concat + fusion is computed in the equivalent form sum_j up_j(side_j @ W_fuse_j) + b (see
-`_fused_side_output`). Batch broadcasting: an image batch of 1 with gamma/betas of batch K
+`_side_logit`). Batch broadcasting: an image batch of 1 with gamma/betas of batch K
 gives K outputs; the layers before the first modulation then run once, not K times.
 
 Every conv of the modulated blocks (conv3_1..conv5_3 by default) is followed by its ReLU, then
@@ -37,7 +37,7 @@ class SegmentationNetwork(keras.layers.Layer):
     """Modulated VGG16 FCN: image, gamma, betas -> foreground logit at the input size.
 
     Args:
-        model_config: dict. `ModelConfig` fields. Defaults to the paper's VGG16.
+        model_config: `ModelConfig` or dict of its fields. Defaults to the paper's VGG16.
 
     Call args:
         image: [B, H, W, 3] float32, BGR minus mean; any H, W >= 1. B may be 1 while gamma
@@ -51,11 +51,10 @@ class SegmentationNetwork(keras.layers.Layer):
 
     def __init__(self, model_config=None, **kwargs):
         super().__init__(**kwargs)
-        self.model_config = dict(model_config or {})
-        self._cfg = ModelConfig.from_dict(self.model_config)
-        self.conv_blocks = vgg_conv_blocks(self._cfg.block_channels())
+        self.model_config = ModelConfig.of(model_config)
+        self.conv_blocks = vgg_conv_blocks(self.model_config.block_channels())
         self.pools = [max_pool(f"pool{b}") for b in range(1, 5)]
-        self.gamma_slices = self._cfg.gamma_slices()
+        self.gamma_slices = self.model_config.gamma_slices()
         self.scale = ChannelScale(name="visual_modulation")
         self.bias = SpatialBias(name="spatial_modulation")
         self.side_convs, self.upsamplers = [], []
@@ -71,13 +70,14 @@ class SegmentationNetwork(keras.layers.Layer):
 
     def build(self, input_shape=None):
         build_vgg_conv_blocks(self.conv_blocks)
-        channels = self._cfg.block_channels()
+        channels = self.model_config.block_channels()
         for block, side in zip(config.SIDE_OUTPUT_BLOCKS, self.side_convs):
             side.build((None, None, None, channels[block - 1]))
         self.fuse.build((None, None, None,
                          config.SIDE_OUTPUT_CHANNELS * len(config.SIDE_OUTPUT_BLOCKS)))
-        if not self._cfg.train_seg:
-            # The original's `fix_seg`: conv1-conv5 and the side convs frozen, fuse trainable.
+        if not self.model_config.train_seg:
+            # The original's `fix_seg`: conv1-conv5 and the side convs frozen, the fusion conv
+            # trainable.
             for layer in self.trunk_layers() + self.side_convs:
                 layer.trainable = False
         self.built = True
@@ -99,7 +99,7 @@ class SegmentationNetwork(keras.layers.Layer):
                 if betas is not None and conv.name in betas:
                     x = self.bias(x, betas[conv.name])
             if block in config.SIDE_OUTPUT_BLOCKS:
-                term = self._fused_side_output(block, x, image)
+                term = self._side_logit(block, x, image)
                 logits = term if logits is None else logits + term
         logits = logits + tf.cast(self.fuse.bias, logits.dtype)
         return tf.cast(logits, tf.float32)
@@ -111,8 +111,8 @@ class SegmentationNetwork(keras.layers.Layer):
         return (self.side_convs[index],
                 self.fuse.kernel[0, 0, index * channels:(index + 1) * channels, :])
 
-    def _fused_side_output(self, block, x, image):
-        """Side output `block`'s share of the fused logit: up(side_conv(x) @ W_fuse[block]).
+    def _side_logit(self, block, x, image):
+        """Side output `block`'s share of the logit: up(side_conv(x) @ W_fuse[block]).
 
         The original concatenates the four upsampled 16-channel side outputs and applies the 1x1
         `upscore_fuse` conv. Upsampling is linear and acts on each channel alone, so
@@ -137,4 +137,4 @@ class SegmentationNetwork(keras.layers.Layer):
                 + [self.fuse.kernel])
 
     def get_config(self):
-        return {**super().get_config(), "model_config": self.model_config}
+        return {**super().get_config(), "model_config": self.model_config.to_dict()}

@@ -41,7 +41,7 @@ class SpatialModulator(keras.layers.Layer):
     (conv1 reads the unpooled guide, conv3 the 1/4 map, conv5 the 1/16 map).
 
     Args:
-        model_config: dict. `ModelConfig` fields. Defaults to the paper's VGG16.
+        model_config: `ModelConfig` or dict of its fields. Defaults to the paper's VGG16.
 
     Call args:
         spatial_guide: [B, H, W, 1] float32 in [0, 1].
@@ -54,12 +54,11 @@ class SpatialModulator(keras.layers.Layer):
 
     def __init__(self, model_config=None, **kwargs):
         super().__init__(**kwargs)
-        self.model_config = dict(model_config or {})
-        self._cfg = ModelConfig.from_dict(self.model_config)
+        self.model_config = ModelConfig.of(model_config)
         self.pool = keras.layers.AveragePooling2D(2, 2, padding="same", name="guide_pool")
         self.blocks = []  # (block number, layer names, channels per layer)
         layers_by_block = {}
-        for name, channels in self._cfg.modulated_layers():
+        for name, channels in self.model_config.modulated_layers():
             block = int(name[4])
             layers_by_block.setdefault(block, []).append((name, channels))
         self.convs, self.norms = [], []
@@ -125,4 +124,4 @@ class SpatialModulator(keras.layers.Layer):
         return [conv.kernel for conv in self.convs]
 
     def get_config(self):
-        return {**super().get_config(), "model_config": self.model_config}
+        return {**super().get_config(), "model_config": self.model_config.to_dict()}

@@ -12,8 +12,8 @@ The kernel is diagonal over channels and separable, k2(a, b) = k1(a) * k1(b), so
 conv plus crop equals, per channel, out = U_h @ x @ U_w^T with a banded [n, m] matrix U per axis
 (`interpolation_matrix`; two non-zeros per row). That is what `call` computes: it does no work
 for the 15 zero off-diagonal channel pairs of the 16x16 kernel and works for any channel count
-(the segmentation network upsamples one fused channel per side output, see
-`segmentation_network.py`). Measured in `benchmarks/`: see docs/performance.md.
+(the segmentation network upsamples one channel per side output, its side conv times its
+fusion rows, see `segmentation_network.py`). Measured in `benchmarks/`: see docs/performance.md.
 """
 
 from __future__ import annotations

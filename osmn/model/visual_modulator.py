@@ -21,8 +21,8 @@ class VisualModulator(keras.layers.Layer):
     """Visual guide -> channel-wise scales gamma.
 
     Args:
-        model_config: dict. `ModelConfig` fields (width multiplier, early-layer modulation).
-            Defaults to the paper's VGG16.
+        model_config: `ModelConfig` or dict of its fields (width multiplier, early-layer
+            modulation). Defaults to the paper's VGG16.
 
     Call args:
         visual_guide: [B, 224, 224, 3] float32, BGR minus mean, background 0.
@@ -39,11 +39,10 @@ class VisualModulator(keras.layers.Layer):
 
     def __init__(self, model_config=None, **kwargs):
         super().__init__(**kwargs)
-        self.model_config = dict(model_config or {})
-        self._cfg = ModelConfig.from_dict(self.model_config)
-        self.conv_blocks = vgg_conv_blocks(self._cfg.block_channels())
+        self.model_config = ModelConfig.of(model_config)
+        self.conv_blocks = vgg_conv_blocks(self.model_config.block_channels())
         self.pools = [max_pool(f"pool{b}") for b in range(1, 6)]
-        fc_units = self._cfg.fc_units()
+        fc_units = self.model_config.fc_units()
         self.fc6 = keras.layers.Conv2D(fc_units, config.FC6_KERNEL, padding="valid",
                                        activation="relu", kernel_initializer=conv_initializer(),
                                        name="fc6")
@@ -52,13 +51,13 @@ class VisualModulator(keras.layers.Layer):
                                        kernel_initializer=conv_initializer(), name="fc7")
         self.dropout7 = keras.layers.Dropout(config.DROPOUT_RATE, name="dropout7")
         self.fc8 = keras.layers.Conv2D(
-            self._cfg.gamma_size, 1, kernel_initializer="zeros",
+            self.model_config.gamma_size, 1, kernel_initializer="zeros",
             bias_initializer=keras.initializers.Constant(config.FC8_BIAS_INIT), name="fc8")
 
     def build(self, input_shape=None):
         build_vgg_conv_blocks(self.conv_blocks)
-        last = self._cfg.block_channels()[-1]
-        fc_units = self._cfg.fc_units()
+        last = self.model_config.block_channels()[-1]
+        fc_units = self.model_config.fc_units()
         self.fc6.build((None, config.FC6_KERNEL, config.FC6_KERNEL, last))
         self.fc7.build((None, 1, 1, fc_units))
         self.fc8.build((None, 1, 1, fc_units))
@@ -73,10 +72,10 @@ class VisualModulator(keras.layers.Layer):
         x = self.dropout6(self.fc6(x), training=training)
         x = self.dropout7(self.fc7(x), training=training)
         x = self.fc8(x)
-        return ops.reshape(x, (-1, self._cfg.gamma_size))
+        return ops.reshape(x, (-1, self.model_config.gamma_size))
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], self._cfg.gamma_size)
+        return (input_shape[0], self.model_config.gamma_size)
 
     def kernels(self):
         """Every kernel that gets weight decay: conv1_1..conv5_3, fc6, fc7, fc8."""
@@ -84,4 +83,4 @@ class VisualModulator(keras.layers.Layer):
         return [layer.kernel for layer in convs + [self.fc6, self.fc7, self.fc8]]
 
     def get_config(self):
-        return {**super().get_config(), "model_config": self.model_config}
+        return {**super().get_config(), "model_config": self.model_config.to_dict()}

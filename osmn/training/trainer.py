@@ -121,7 +121,7 @@ def initialise(model: OSMN, train_config: TrainConfig, imagenet_weights=None,
     Raises:
         UserError: weights unavailable (offline download, missing file) or not matching.
     """
-    lite = model.config_.backbone == "lite"
+    lite = model.model_config.backbone == "lite"
     if train_config.he_init and not (train_config.imagenet_init or train_config.init_checkpoint):
         he_initialise_vgg(model, train_config.seed)
         log("VGG16 conv/fc6/fc7 kernels of both networks drawn from He-normal (--he_init)")
@@ -155,9 +155,9 @@ def he_initialise_vgg(model: OSMN, seed: int) -> None:
         UserError: the model has the lite backbone (its convs are batch-normalised and train
             from their MobileNet init; `TrainConfig.validate` refuses he_init for lite).
     """
-    if model.config_.backbone != "vgg16":
+    if model.model_config.backbone != "vgg16":
         raise UserError(f"he_init applies to the vgg16 backbone only, the model is "
-                        f"{model.config_.backbone}")
+                        f"{model.model_config.backbone}")
     layers = list(model.segmentation_network.trunk_layers())
     firsts = [layers[0]]  # the conv1_1 of each network
     if model.visual_modulator is not None:

@@ -4,7 +4,7 @@
   backbone and CPU), XLA or not, with the native modulation op: the one per-frame function
   that `osmn.inference.VideoSegmenter`, the tools, the benchmarks and the app run;
 * `segment_objects`: the inference forward pass for K objects (`forward.py`);
-* `modulation_pass`, `fused_head`: its kernels (one-pass modulation, inference head).
+* `modulation_pass`, `inference_head`: its kernels (one-pass modulation, inference head).
 """
 
 from osmn.inference.engine.forward import segment_objects

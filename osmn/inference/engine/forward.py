@@ -9,9 +9,9 @@ here changes the function; what changes is how it is computed (docs/performance.
   [1, ...] image and the first scale or bias broadcasts it to the K objects;
 * VGG16: each modulated layer's scale and bias are one pass over the conv output
   (`modulation_pass`, with the bias relu(guide * scale + shift) computed inside the pass);
-* VGG16: the side outputs, upsampling and fusion in the inference head (`fused_head`);
+* VGG16: the side outputs, upsampling and fusion in the inference head (`inference_head`);
 * VGG16 with the native kernel: each side block's last modulated layer, its max pool and its
-  side taps as one op (`fuse_block_ends`), so that layer's map is never written to memory.
+  side taps as one op (`single_op_block_ends`), so that layer's map is never written to memory.
 
 The lite (MobileNet) model runs its own `segment` with the batch broadcast: its depthwise
 trunk has nothing of the above to gain.
@@ -22,36 +22,41 @@ from __future__ import annotations
 import tensorflow as tf
 
 from osmn import config
-from osmn.inference.engine import fused_head
+from osmn.inference.engine import inference_head
 from osmn.inference.engine.modulation_pass import modulate, modulate_pool_taps_native
 
 
-def segment_objects(model, image, spatial_guides, gammas, fused: bool = True,
-                    modulation_kernel: str = "xla", fuse_block_ends: bool = True):
+def segment_objects(model, image, spatial_guides, gammas, head: str = "inference",
+                    modulation_kernel: str = "xla", single_op_block_ends: bool = True):
     """Segment K objects in one frame with one batched pass (inference).
 
     Args:
         model: `osmn.model.OSMN` (any backbone, any dtype policy).
         image: [1, H, W, 3] float32, BGR minus mean.
         spatial_guides: [K, H, W, 1] float32, one guide per object.
-        gammas: [K, G], one gamma per object (from `OSMN.modulate`, once per video).
-        fused: bool. VGG16 only (ignored for lite): the inference formulation (one-pass
-            modulation, inference head). False runs `OSMN.segment` (the training
-            formulation). Same values up to rounding. Defaults to True.
+        gammas: [K, G], one gamma per object (from `OSMN.gamma`, once per video).
+        head: "inference" or "training". VGG16 only (ignored for lite): "inference" is the
+            inference formulation (one-pass modulation, `inference_head`); "training" runs
+            `OSMN.segment` (the training formulation). Same values up to rounding. Defaults to
+            "inference".
         modulation_kernel: "xla" or "native" (`modulation_pass`; "native" cannot run inside an
             XLA-compiled function or a SavedModel). Defaults to "xla".
-        fuse_block_ends: bool. With the native kernel, each side block's last modulated layer,
-            pool and side taps as one op. False only to time the unfused ops. Defaults to True.
+        single_op_block_ends: bool. With the native kernel, each side block's last modulated
+            layer, pool and side taps as one op. False only to time the separate ops. Defaults
+            to True.
 
     Returns:
         logits: [K, H, W, 1] float32.
     """
-    if fused and model.config_.backbone == "vgg16":
+    if head not in ("inference", "training"):
+        raise ValueError(f"head must be 'inference' or 'training', got {head!r}")
+    if head == "inference" and model.model_config.backbone == "vgg16":
         biases = (model.spatial_modulator.affine_biases(spatial_guides)
                   if model.spatial_modulator is not None else None)
         gammas_used = gammas if model.visual_modulator is not None else None
+        single_op = single_op_block_ends and modulation_kernel == "native"
         logits = _vgg16_logits(model.segmentation_network, image, gammas_used, biases,
-                               modulation_kernel, fuse_block_ends and modulation_kernel == "native")
+                               modulation_kernel, single_op)
     else:
         logits = model.segment(image, spatial_guides, gammas, training=False)
     # Without any modulator nothing depends on the object: broadcast the one map to K.
@@ -59,7 +64,7 @@ def segment_objects(model, image, spatial_guides, gammas, fused: bool = True,
     return tf.broadcast_to(logits, tf.stack([shape[0], shape[1], shape[2], 1]))
 
 
-def _vgg16_logits(net, image, gammas, biases, kernel: str, fuse_block_ends: bool):
+def _vgg16_logits(net, image, gammas, biases, kernel: str, single_op_block_ends: bool):
     """`SegmentationNetwork.call` in the inference formulation (see the module docstring).
 
     Args:
@@ -89,19 +94,19 @@ def _vgg16_logits(net, image, gammas, biases, kernel: str, fuse_block_ends: bool
                 continue
             scales = (gammas[:, start:stop] if scaled
                       else tf.ones((tf.shape(bias.guide)[0], conv.filters), tf.float32))
-            if fuse_block_ends and conv is convs[-1] and block in config.SIDE_OUTPUT_BLOCKS:
+            if single_op_block_ends and conv is convs[-1] and block in config.SIDE_OUTPUT_BLOCKS:
                 side, rows = net.side_output(block)
                 x, block_taps = modulate_pool_taps_native(
                     x, scales, bias.guide, bias.scale, bias.shift,
-                    fused_head.tap_kernel(side, rows), pool=block < len(net.conv_blocks))
+                    inference_head.tap_kernel(side, rows), pool=block < len(net.conv_blocks))
                 pooled_already = True
                 continue
             x = modulate(x, scales, bias.guide, bias.scale, bias.shift, kernel=kernel)
         if block in config.SIDE_OUTPUT_BLOCKS:
             side, rows = net.side_output(block)
             taps.append(block_taps if block_taps is not None
-                        else fused_head.side_taps(x, side, rows))
-            tap_biases.append(fused_head.tap_bias(side, rows))
+                        else inference_head.side_taps(x, side, rows))
+            tap_biases.append(inference_head.tap_bias(side, rows))
     shape = tf.shape(image)
-    return fused_head.fused_logits(tuple(taps), tf.stack(tap_biases),
+    return inference_head.head_logits(tuple(taps), tf.stack(tap_biases),
                                    tf.convert_to_tensor(net.fuse.bias), shape[1], shape[2])

@@ -4,7 +4,7 @@
 
 * the model to run at the precision (`inference_model`: a copy under Keras' `mixed_bfloat16`
   policy for bfloat16, the model itself for float32);
-* `modulate`: visual guides [K, 224, 224, 3] -> gammas [K, G], once per object;
+* `gamma`: visual guides [K, 224, 224, 3] -> gammas [K, G], once per object;
 * `segment`: THE per-frame function, (image [1, H, W, 3], spatial guides [K, H, W, 1], gammas
   [K, G]) -> (probabilities, masks) for K objects in one pass (`forward.segment_objects`),
   XLA-compiled where that measured faster for the backbone and precision;
@@ -17,7 +17,7 @@ size and number of objects.
 
 Example:
 >>> engine = LocalEngine(model)                          # precision="auto"
->>> gammas = engine.modulate(visual_guides)              # [K, 224, 224, 3] -> [K, G], once
+>>> gammas = engine.gamma(visual_guides)                 # [K, 224, 224, 3] -> [K, G], once
 >>> probabilities, masks = engine.segment(image, guides, gammas)   # every frame
 >>> engine.trace_count                                   # 1, whatever the sizes and K
 """
@@ -72,14 +72,14 @@ def _check_precision(precision: str, allow_auto: bool = False) -> None:
 def choose_precision(model: OSMN, flags: Optional[frozenset] = None) -> str:
     """What `precision="auto"` runs `model` at on this CPU (or on a CPU with `flags`)."""
     flags = cpu_flags() if flags is None else flags
-    if model.config_.backbone in BF16_BACKBONES and flags & BF16_CPU_FLAGS:
+    if model.model_config.backbone in BF16_BACKBONES and flags & BF16_CPU_FLAGS:
         return "bfloat16"
     return "float32"
 
 
 def default_jit_compile(model: OSMN, precision: str) -> bool:
     """Whether `segment` is XLA-compiled by default for `model`'s backbone at `precision`."""
-    return XLA_BY_DEFAULT[(model.config_.backbone, precision)]
+    return XLA_BY_DEFAULT[(model.model_config.backbone, precision)]
 
 
 def inference_model(model: OSMN, precision: str = "float32") -> OSMN:
@@ -136,14 +136,14 @@ class LocalEngine:
         modulation_kernel: "auto", "xla" or "native" (`modulation_pass`; VGG16 only). "auto" is
             "native" when it builds, the CPU has its fast path and `segment` is not
             XLA-compiled, else "xla". Defaults to "auto".
-        fuse_block_ends: bool. With the native kernel, a side block's last modulation pass,
-            pool and side taps as one op. False only to time the unfused ops. Defaults to True.
+        single_op_block_ends: bool. With the native kernel, a side block's last modulation pass,
+            pool and side taps as one op. False only to time the separate ops. Defaults to True.
 
     Attributes:
         source_model: the given model (float32 weights; fine-tuning copies it).
         model: the model that runs (a bfloat16 copy for precision "bfloat16").
         precision, jit_compile, modulation_kernel: what was chosen.
-        modulate, segment, segment_frame: the traced functions (see the module docstring).
+        gamma, segment, segment_frame: the traced functions (see the module docstring).
         trace_count: int. The most that `segment` or `segment_frame` was traced so far.
 
     Raises:
@@ -151,7 +151,7 @@ class LocalEngine:
     """
 
     def __init__(self, model: OSMN, precision: str = "auto", jit_compile: Optional[bool] = None,
-                 modulation_kernel: str = "auto", fuse_block_ends: bool = True):
+                 modulation_kernel: str = "auto", single_op_block_ends: bool = True):
         _check_precision(precision, allow_auto=True)
         self.source_model = model
         self.requested_precision = precision
@@ -159,17 +159,17 @@ class LocalEngine:
         self.model = inference_model(model, self.precision)
         self.jit_compile = (default_jit_compile(model, self.precision) if jit_compile is None
                             else bool(jit_compile))
-        self.backbone = model.config_.backbone
+        self.backbone = model.model_config.backbone
         self.modulation_kernel = (resolve_kernel(modulation_kernel, self.jit_compile)
                                   if self.backbone == "vgg16" else "none")
-        self.fuse_block_ends = fuse_block_ends
+        self.single_op_block_ends = single_op_block_ends
         self._modulation_kernel_arg = modulation_kernel
         self._traces = [0, 0]  # traces of `segment`, of `segment_frame`
         run_model, kernel, traces = self.model, self.modulation_kernel, self._traces
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
-        def modulate(visual_guides):
-            return tf.cast(run_model.modulate(visual_guides, training=False), tf.float32)
+        def gamma(visual_guides):
+            return tf.cast(run_model.gamma(visual_guides, training=False), tf.float32)
 
         @tf.function(input_signature=[
             tf.TensorSpec([1, None, None, 3], tf.float32),
@@ -179,7 +179,8 @@ class LocalEngine:
         def segment(image, spatial_guides, gammas):
             traces[0] += 1  # Python side effect: runs once per trace, not per call.
             logits = segment_objects(run_model, image, spatial_guides, gammas,
-                                     modulation_kernel=kernel, fuse_block_ends=fuse_block_ends)
+                                     modulation_kernel=kernel,
+                                     single_op_block_ends=single_op_block_ends)
             probabilities = tf.sigmoid(tf.cast(logits, tf.float32))
             return probabilities, probabilities > config.MASK_THRESHOLD
 
@@ -197,7 +198,7 @@ class LocalEngine:
                                fn_output_signature=tf.TensorSpec([None, None, 1], tf.float32))
             return segment(image, guides, gammas)[0][..., 0]
 
-        self.modulate, self.segment, self.segment_frame = modulate, segment, segment_frame
+        self.gamma, self.segment, self.segment_frame = gamma, segment, segment_frame
 
     @property
     def trace_count(self) -> int:
@@ -217,16 +218,16 @@ class LocalEngine:
     def with_model(self, model: OSMN) -> "LocalEngine":
         """An engine for another model (e.g. a fine-tuned copy) with the same choices."""
         return LocalEngine(model, self.precision, self.jit_compile, self._modulation_kernel_arg,
-                           self.fuse_block_ends)
+                           self.single_op_block_ends)
 
     # The backend interface of `osmn.inference.VideoSegmenter` (numpy in, numpy out).
-    def modulate_objects(self, frame: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    def object_gammas(self, frame: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """Frame [H, W, 3] uint8 and object masks [K, H, W] (foreground > 0) -> gammas [K, G]:
         each object's visual guide (box crop of this frame, `osmn.guides.visual_guide`) through
         the visual modulator."""
         image = tf.cast(tf.convert_to_tensor(frame), tf.float32)
         guides = tf.stack([visual_guide(image, m) for m in tf.unstack(tf.constant(masks))])
-        return self.modulate(guides).numpy()
+        return self.gamma(guides).numpy()
 
     def segment_masks(self, frame: np.ndarray, work_hw: np.ndarray, previous: np.ndarray,
                       gammas: np.ndarray) -> np.ndarray:

@@ -4,13 +4,14 @@
 
 with b = k, or b = 0 when x is the frame shared by K objects (batch broadcast). This is
 `ChannelScale` then `SpatialBias` on the spatial modulator's inference-mode output (see
-`SpatialModulator.folded_biases`) without writing the biases to memory. Two kernels compute it:
+`SpatialModulator.affine_biases`) without writing the biases to memory. Two kernels compute it:
 
 * "xla": an XLA-compiled loop (works anywhere, also inside a whole-frame XLA function);
 * "native": the C++ op `osmn/kernels/modulate_op.cc` (built on first use), bit-identical in
   bfloat16 and ~4x faster than XLA's loop on the same map; it cannot run inside an XLA cluster.
 
-Both compute in float32 and round once to x's dtype (docs/performance.md, item 13).
+Both compute in float32 and round once to x's dtype. The pass is memory-bound; in bfloat16
+XLA's CPU loop reaches about a third of the memory bandwidth of the native vectorised loop.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def modulate_native(x, gamma, guide, scale, shift):
 
 
 def modulate_pool_taps_native(x, gamma, guide, scale, shift, taps_kernel, pool: bool = True):
-    """The pass of a side block's last modulated conv fused with its two readers (native op).
+    """The pass of a side block's last modulated conv and its two readers as one native op.
 
     Computes m = `modulate_native(x, gamma, guide, scale, shift)` one pixel at a time and
     returns what inference reads of it, without writing m to memory:
@@ -60,20 +61,20 @@ def modulate_pool_taps_native(x, gamma, guide, scale, shift, taps_kernel, pool: 
     Args:
         x, gamma, guide, scale, shift: as `modulate_xla` (x [B, h, w, C], B = K or 1).
         taps_kernel: [C, 9] float32, the block's folded side-output taps
-            (`fused_head.tap_kernel`).
+            (`inference_head.tap_kernel`).
         pool: bool. Also return the 2x2 stride-2 SAME max pool of m (into the next block).
 
     Returns:
         (pooled [K, ceil(h / 2), ceil(w / 2), C] in x's dtype, or None without `pool`;
          taps [K, h, w, 9] float32 = m @ taps_kernel, with m and the kernel rounded to x's
          dtype and the products summed in float32, not rounded to x's dtype at the end as the
-         unfused einsum's output is).
+         separate einsum's output is).
 
     Raises:
         UserError: the native kernel is unavailable.
     """
     op = native_op()
-    # The kernel in x's precision, as the unfused `fused_head.side_taps` uses it.
+    # The kernel in x's precision, as the separate `inference_head.side_taps` uses it.
     kernel = tf.cast(tf.cast(tf.transpose(taps_kernel), x.dtype), tf.float32)   # [9, C]
     pooled, taps = op.osmn_modulate_pool_taps(
         x, tf.cast(gamma, tf.float32), tf.cast(guide, tf.float32), tf.cast(scale, tf.float32),

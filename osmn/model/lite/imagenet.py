@@ -107,7 +107,7 @@ def load_imagenet_mobilenet(model, source=None) -> ImagenetInitReport:
         UserError: wrong backbone or width, download failed, file missing, not MobileNet, or a
             MobileNet of another width (the message names both).
     """
-    cfg = model.config_
+    cfg = model.model_config
     if cfg.backbone != "lite":
         raise UserError(f"ImageNet MobileNet weights need backbone lite, the model has "
                         f"{cfg.backbone}")

@@ -30,7 +30,7 @@ class LiteSegmentationNetwork(keras.layers.Layer):
     """Modulated MobileNet v1 FCN: image, gamma, betas -> foreground logit at the input size.
 
     Args:
-        model_config: dict. `ModelConfig` fields with backbone "lite".
+        model_config: `ModelConfig` or dict of its fields with backbone "lite".
 
     Call args:
         image: [B, H, W, 3] float32, BGR minus mean; any H, W >= 1 (padded to multiples of 32
@@ -46,13 +46,12 @@ class LiteSegmentationNetwork(keras.layers.Layer):
 
     def __init__(self, model_config=None, **kwargs):
         super().__init__(**kwargs)
-        self.model_config = dict(model_config or {})
-        self._cfg = ModelConfig.from_dict({**self.model_config, "backbone": "lite"})
-        channels = self._cfg.mobilenet_channels()
+        self.model_config = ModelConfig.of(model_config, backbone="lite")
+        channels = self.model_config.mobilenet_channels()
         self.trunk = MobileNetTrunk(
             channels, config.scaled_width(config.MOBILENET_STEM_CHANNELS,
-                                          self._cfg.width_multiplier), name="mobilenet")
-        self.gamma_slices = self._cfg.gamma_slices()
+                                          self.model_config.width_multiplier), name="mobilenet")
+        self.gamma_slices = self.model_config.gamma_slices()
         self.side_convs = [
             keras.layers.Conv2D(config.SIDE_OUTPUT_CHANNELS, 3, padding="same",
                                 kernel_initializer=conv_initializer(), name=f"conv_pw_{i}_16")
@@ -62,12 +61,12 @@ class LiteSegmentationNetwork(keras.layers.Layer):
 
     def build(self, input_shape=None):
         self.trunk.build((None, None, None, 3))
-        channels = self._cfg.mobilenet_channels()
+        channels = self.model_config.mobilenet_channels()
         for i, side in zip(config.LITE_MODULATED_LAYERS, self.side_convs):
             side.build((None, None, None, channels[i - 1]))
         self.fuse.build((None, None, None,
                          config.SIDE_OUTPUT_CHANNELS * len(config.LITE_MODULATED_LAYERS)))
-        if not self._cfg.train_seg:  # the original's `fix_seg`, as in the VGG16 model.
+        if not self.model_config.train_seg:  # the original's `fix_seg`, as in the VGG16 model.
             for layer in [self.trunk] + self.side_convs:
                 layer.trainable = False
         self.built = True
@@ -101,4 +100,4 @@ class LiteSegmentationNetwork(keras.layers.Layer):
                 + [self.fuse.kernel])
 
     def get_config(self):
-        return {**super().get_config(), "model_config": self.model_config}
+        return {**super().get_config(), "model_config": self.model_config.to_dict()}

@@ -22,7 +22,7 @@ class LiteSpatialModulator(keras.layers.Layer):
     """Spatial guide -> the biases of the four modulated MobileNet layers.
 
     Args:
-        model_config: dict. `ModelConfig` fields with backbone "lite".
+        model_config: `ModelConfig` or dict of its fields with backbone "lite".
 
     Call args:
         spatial_guide: [B, H, W, 1] float32 in [0, 1], any H, W.
@@ -35,9 +35,8 @@ class LiteSpatialModulator(keras.layers.Layer):
 
     def __init__(self, model_config=None, **kwargs):
         super().__init__(**kwargs)
-        self.model_config = dict(model_config or {})
-        self._cfg = ModelConfig.from_dict({**self.model_config, "backbone": "lite"})
-        self.layers_ = self._cfg.modulated_layers()
+        self.model_config = ModelConfig.of(model_config, backbone="lite")
+        self.layers_ = self.model_config.modulated_layers()
         self.pools = [keras.layers.AveragePooling2D(k, k, padding="valid", name=f"guide_pool{j}")
                       for j, k in enumerate(config.LITE_GUIDE_POOLS, start=1)]
         self.convs = [keras.layers.Conv2D(c, 1, use_bias=False,
@@ -65,4 +64,4 @@ class LiteSpatialModulator(keras.layers.Layer):
         return [conv.kernel for conv in self.convs]
 
     def get_config(self):
-        return {**super().get_config(), "model_config": self.model_config}
+        return {**super().get_config(), "model_config": self.model_config.to_dict()}

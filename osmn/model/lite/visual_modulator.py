@@ -29,7 +29,7 @@ class LiteVisualModulator(keras.layers.Layer):
     """Visual guide -> gamma with the lite backbone.
 
     Args:
-        model_config: dict. `ModelConfig` fields with backbone "lite".
+        model_config: `ModelConfig` or dict of its fields with backbone "lite".
 
     Call args:
         visual_guide: [B, 224, 224, 3] float32, BGR minus mean, background 0.
@@ -41,20 +41,19 @@ class LiteVisualModulator(keras.layers.Layer):
 
     def __init__(self, model_config=None, **kwargs):
         super().__init__(**kwargs)
-        self.model_config = dict(model_config or {})
-        self._cfg = ModelConfig.from_dict({**self.model_config, "backbone": "lite"})
-        width = self._cfg.width_multiplier
+        self.model_config = ModelConfig.of(model_config, backbone="lite")
+        width = self.model_config.width_multiplier
         self.trunk = MobileNetTrunk(
-            self._cfg.mobilenet_channels(),
+            self.model_config.mobilenet_channels(),
             config.scaled_width(config.MOBILENET_STEM_CHANNELS, width), name="mobilenet")
         self.classes = config.scaled_width(config.LITE_VISUAL_CLASSES, width)
         self.classifier = _zero_one_conv(self.classes, "conv_preds")
         self.heads = [_zero_one_conv(c, f"{name}_gamma")
-                      for name, c in self._cfg.modulated_layers()]
+                      for name, c in self.model_config.modulated_layers()]
 
     def build(self, input_shape=None):
         self.trunk.build((None, None, None, 3))
-        self.classifier.build((None, 1, 1, self._cfg.mobilenet_channels()[-1]))
+        self.classifier.build((None, 1, 1, self.model_config.mobilenet_channels()[-1]))
         for head in self.heads:
             head.build((None, 1, 1, self.classes))
         self.built = True
@@ -66,14 +65,14 @@ class LiteVisualModulator(keras.layers.Layer):
         x = ops.mean(x, axis=(1, 2), keepdims=True)
         x = keras.activations.relu(self.classifier(x))
         gamma = ops.concatenate([head(x) for head in self.heads], axis=-1)
-        return ops.reshape(gamma, (-1, self._cfg.gamma_size))
+        return ops.reshape(gamma, (-1, self.model_config.gamma_size))
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], self._cfg.gamma_size)
+        return (input_shape[0], self.model_config.gamma_size)
 
     def kernels(self):
         return (self.trunk.kernels() + [self.classifier.kernel]
                 + [head.kernel for head in self.heads])
 
     def get_config(self):
-        return {**super().get_config(), "model_config": self.model_config}
+        return {**super().get_config(), "model_config": self.model_config.to_dict()}

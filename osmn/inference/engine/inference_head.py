@@ -1,19 +1,19 @@
 """The side-output head for inference: the same function as the training head, cheaper on CPU.
 
-The training formulation (`SegmentationNetwork._fused_side_output`) computes, per side block j,
+The training formulation (`SegmentationNetwork._side_logit`) computes, per side block j,
 up_j(side_conv_j(x_j) @ W_j): a 3x3 conv to 16 channels, a 16 -> 1 matmul with the rows W_j of
 the 1x1 fusion conv, and the bilinear upsampling + crop as two dense matrix products. All of it
-is linear, so in inference it is regrouped (docs/performance.md, item 14):
+is linear, so in inference it is regrouped:
 
 1. `side_taps`: the 3x3 kernel and W_j fold into T_j [C, 9], one column per kernel tap, and
    x_j @ T_j is a 1x1 product to 9 channels (reads x_j once and does 1/16 of the multiply-adds
-   that the 16-channel 3x3 conv did; oneDNN in the frame's precision);
-2. `fused_logits`, ONE XLA-compiled function for the rest of the frame: each 9-channel map is
+   of the 16-channel 3x3 conv; oneDNN in the frame's precision);
+2. `head_logits`, ONE XLA-compiled function for the rest of the frame: each 9-channel map is
    summed over the 3x3 shifts (SAME zero padding) plus b_j @ W_j, upsampled per axis in its
    phase form (`_upsample_axis`: the two non-zero taps of each row of `interpolation_matrix`
    as broadcasts), and the four maps and the fusion bias are summed into the float32 logit.
 
-Same weights, same values up to float rounding (tests/test_fused_head.py compares them).
+Same weights, same values up to float rounding (tests/test_inference_head.py compares them).
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def _upsample(maps, height, width, stride: int):
 
 
 @tf.function(jit_compile=True, reduce_retracing=True)
-def fused_logits(taps, tap_biases, fuse_bias, height, width):
+def head_logits(taps, tap_biases, fuse_bias, height, width):
     """The rest of the frame after the side taps, as one XLA computation.
 
     Args:
