@@ -50,8 +50,8 @@ from timing import paired_ratio, peak_rss_mb, stability, time_interleaved  # noq
 from osmn import config  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
 from osmn.guides import spatial_guide, visual_guide  # noqa: E402
-from osmn.losses import balanced_cross_entropy  # noqa: E402
 from osmn.model import OSMN, load_osmn  # noqa: E402
+from osmn.training.step import train_step  # noqa: E402
 from osmn.inference.engine import (PRECISION_POLICIES, LocalEngine,  # noqa: E402
                                    default_jit_compile, segment_objects)
 
@@ -214,7 +214,7 @@ def modulator_cost(model, runs, warmup) -> dict:
 
 def finetune_cost(model, steps: int, height: int, width: int) -> dict:
     """N online fine-tuning steps as `osmn.inference.finetune` runs them (batch 1, Adam,
-    balanced cross-entropy + weight decay, training mode), at a fixed height x width."""
+    `osmn.training.step.train_step`), at a fixed height x width."""
     tuned = OSMN.from_config(model.get_config())
     tuned.set_weights(model.get_weights())
     optimizer = keras.optimizers.Adam(config.FINETUNE_LEARNING_RATE, beta_1=config.ADAM_BETA_1,
@@ -223,15 +223,9 @@ def finetune_cost(model, steps: int, height: int, width: int) -> dict:
     label = tf.cast(guides > 0.5, tf.float32)
     visual = tf.constant(np.random.default_rng(3).normal(0, 60, (1, 224, 224, 3)), tf.float32)
 
-    @tf.function
-    def step():
-        with tf.GradientTape() as tape:
-            logits = tuned({"image": image, "visual_guide": visual, "spatial_guide": guides},
-                           training=True)
-            loss = balanced_cross_entropy(label, logits) + tuned.weight_decay_loss()
-        variables = tuned.trainable_variables
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        return loss
+    train = train_step(tuned, optimizer)
+    step = tf.function(lambda: train(
+        {"image": image, "visual_guide": visual, "spatial_guide": guides}, label)[0])
 
     step().numpy()  # trace + optimizer slots, not timed
     progress = keras.utils.Progbar(steps, unit_name="step")

@@ -61,8 +61,8 @@ def time_pipeline(train_config, data_dir, batches, warmup):
 def time_train_step(width, batch, height, image_width, steps):
     import keras
     import tensorflow as tf
-    from osmn.losses import balanced_cross_entropy
     from osmn.model import OSMN
+    from osmn.training.step import train_step
 
     keras.utils.set_random_seed(0)
     model = OSMN({"width_multiplier": width})
@@ -72,14 +72,8 @@ def time_train_step(width, batch, height, image_width, steps):
               "spatial_guide": tf.random.uniform([batch, height, image_width, 1])}
     labels = tf.cast(tf.random.uniform([batch, height, image_width, 1]) > 0.9, tf.float32)
 
-    @tf.function
-    def step(inputs, labels):
-        with tf.GradientTape() as tape:
-            logits = model(inputs, training=True)
-            loss = balanced_cross_entropy(labels, logits) + model.weight_decay_loss()
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
+    train = train_step(model, optimizer)
+    step = tf.function(lambda inputs, labels: train(inputs, labels)[0])
 
     step(inputs, labels)  # trace and build the optimizer
     start = time.perf_counter()
