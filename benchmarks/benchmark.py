@@ -49,6 +49,7 @@ from tool_loop import sample_frames, tool_loop  # noqa: E402
 from timing import paired_ratio, peak_rss_mb, stability, time_interleaved  # noqa: E402
 from osmn import config  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
+from osmn.evaluation.metrics import jaccard  # noqa: E402
 from osmn.guides import spatial_guide, visual_guide  # noqa: E402
 from osmn.model import OSMN, load_osmn  # noqa: E402
 from osmn.training.step import train_step  # noqa: E402
@@ -272,7 +273,8 @@ def load_sample(frames: int):
 
 def bfloat16_accuracy(model, source: str, frames: int) -> dict:
     """bf16 vs f32 on the sample sequence, frame t guided by the ground-truth mask of t-1 in
-    both precisions (the same inputs, so differences are the precision's alone)."""
+    both precisions (the same inputs, so differences are the precision's alone). Mask IoUs are
+    DAVIS J (`osmn.evaluation.metrics.jaccard`: 1 when both masks are empty)."""
     from osmn.preprocessing import to_model_input  # noqa: PLC0415
     rgb, masks = load_sample(frames)
     f32, bf16 = LocalEngine(model, "float32"), LocalEngine(model, "bfloat16")
@@ -287,12 +289,9 @@ def bfloat16_accuracy(model, source: str, frames: int) -> dict:
         p32, m32 = (x.numpy()[0, ..., 0] for x in f32.segment(image, guide, gamma32))
         p16, m16 = (x.numpy()[0, ..., 0] for x in bf16.segment(image, guide, gamma16))
         max_diff = max(max_diff, float(np.abs(p32 - p16).max()))
-        union = np.logical_or(m32, m16).sum()
-        ious.append(1.0 if union == 0 else float(np.logical_and(m32, m16).sum() / union))
+        ious.append(float(jaccard(m32, m16)))
         for name, m in (("float32", m32), ("bfloat16", m16)):
-            union = np.logical_or(m, masks[t]).sum()
-            iou_gt[name].append(1.0 if union == 0 else float(
-                np.logical_and(m, masks[t]).sum() / union))
+            iou_gt[name].append(float(jaccard(masks[t], m)))
         progress.update(t)
     return {"model": source, "frames": len(rgb) - 1, "max_abs_prob_diff": max_diff,
             "mask_iou_bf16_vs_f32_mean": float(np.mean(ious)),
@@ -494,7 +493,7 @@ def run(quick: bool, sizes, runs: int, warmup: int, max_objects: int, finetune_s
 def _finish(result: dict, env: dict, output_dir, tag, quick: bool) -> dict:
     env["load_average_end"] = list(os.getloadavg())
     tag = tag or host_tag(env, quick)
-    path = write_json(result, pathlib.Path(output_dir), tag)
+    path = write_json(result, pathlib.Path(output_dir) / f"{tag}.json")
     print(table(result))
     print(f"wrote {path}")
     return result

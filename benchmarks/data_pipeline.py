@@ -14,7 +14,6 @@ batch faster than one training step consumes it. Prints a table and writes JSON 
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import platform
@@ -84,16 +83,10 @@ def time_train_step(width, batch, height, image_width, steps):
             "seconds_per_step": round(seconds, 4)}
 
 
-def write_json(path, data):
-    path = os.path.abspath(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    from osmn.io import atomic_write  # noqa: PLC0415
-    atomic_write(path, json.dumps(data, indent=2) + "\n")
-
-
 def main(argv):
     del argv
     import tensorflow as tf
+    from common import write_json  # benchmarks/common.py
     from osmn.config import RECIPES
     from osmn.errors import UserError
 
@@ -145,7 +138,7 @@ def main(argv):
                     "load_average_after": [round(x, 2) for x in os.getloadavg()]},
         "pipelines": pipelines, "train_steps": steps,
     }
-    write_json(FLAGS.output, result)
+    write_json(result, FLAGS.output)
     print(f"\nwrote {FLAGS.output}")
 
 
