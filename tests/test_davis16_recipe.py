@@ -11,6 +11,7 @@ import tensorflow as tf
 from PIL import Image
 
 from conftest import DATA, REPO
+from layer_checks import eager_and_mapped
 from osmn.config import RECIPES, ConfigError, ModelConfig
 from osmn.data import augment
 from osmn.data.davis import davis_source
@@ -137,11 +138,7 @@ def test_random_crop_cuts_one_window_eagerly_and_in_a_dataset():
     image = tf.reshape(tf.range(12 * 20 * 3, dtype=tf.float32), (12, 20, 3))
     mask = image[..., :1] * 2
     seed = tf.constant([3, 4], tf.int64)
-    eager = augment.random_crop(seed, (5, 7), image, mask)
-    mapped = next(iter(tf.data.Dataset.from_tensors((image, mask)).map(
-        lambda i, m: augment.random_crop(seed, (5, 7), i, m))))
-    for a, b in zip(eager, mapped):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    eager = eager_and_mapped(lambda i, m: augment.random_crop(seed, (5, 7), i, m), image, mask)
     crop, crop_mask = (t.numpy() for t in eager)
     assert crop.shape == (5, 7, 3) and crop_mask.shape == (5, 7, 1)
     np.testing.assert_array_equal(crop_mask, crop[..., :1] * 2)  # the same window in both
