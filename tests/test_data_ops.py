@@ -63,7 +63,8 @@ def test_palette_mask_decoded_by_colour(tmp_path):
     image.putpalette(palette)
     path = str(tmp_path / "m.png")
     image.save(path)
-    colours = eager_and_mapped(decode.read_label_colours, tf.constant(path))
+    colours = eager_and_mapped(lambda p: decode.decode_label_colours(tf.io.read_file(p)),
+                               tf.constant(path))
     assert colours.shape == (6, 7, 3) and colours.dtype == tf.uint8
     for value, colour in [(1, (128, 0, 0)), (2, (0, 128, 0)), (255, (224, 224, 192))]:
         mask = eager_and_mapped(decode.colour_mask, colours, tf.constant(colour, tf.uint8))

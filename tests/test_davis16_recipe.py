@@ -18,7 +18,6 @@ from osmn.data.davis import davis_source
 from osmn.data.report import DataReport
 from osmn.errors import UserError
 from osmn.model import OSMN, load_osmn, save_osmn
-from osmn.model.loading import with_working_size
 from osmn.model.lite.imagenet import fold_input_convention, load_imagenet_mobilenet
 from scripts import load_tool, run_tool
 from tool_output import error_lines
@@ -217,9 +216,8 @@ def test_a_few_training_steps_from_the_imagenet_file(tmp_path):
 
 
 def test_working_size_travels_with_the_model_file(tmp_path):
-    model = OSMN({"backbone": "lite", "width_multiplier": 0.0625})
-    sized = with_working_size(model, (427, 240))
-    save_osmn(sized, tmp_path / "m.keras")
+    model = OSMN({"backbone": "lite", "width_multiplier": 0.0625, "working_size": (427, 240)})
+    save_osmn(model, tmp_path / "m.keras")
     loaded = load_osmn(tmp_path / "m.keras")
     assert loaded.config_.working_size == (427, 240)
     for a, b in zip(model.get_weights(), loaded.get_weights()):

@@ -38,15 +38,6 @@ def _complete_zip(path: pathlib.Path) -> bool:
         return False
 
 
-def with_working_size(model: OSMN, working_size) -> OSMN:
-    """A copy of `model` (same weights) whose config carries `working_size` (width, height), the
-    size tools segment at by default (`ModelConfig.working_size`); None removes it."""
-    size = None if working_size is None else tuple(int(v) for v in working_size)
-    copy = OSMN({**model.model_config, "working_size": size})
-    copy.set_weights(model.get_weights())
-    return copy
-
-
 def load_osmn(path) -> OSMN:
     """Load an OSMN model from a `.keras` file, a `.weights.h5` + `config.json`, or a folder.
 
