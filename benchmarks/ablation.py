@@ -234,21 +234,17 @@ def train_variant(s: AblationSettings, variant: str, train_root, run_dir,
 def segment_set(segmenter, eval_root, sequences: Sequence[str], results_dir, progress: bool):
     """Segment every evaluation video from its first-frame mask with `segmenter` (an
     `osmn.inference.VideoSegmenter`, one per model: its traced step serves every video of
-    every family); DAVIS results layout."""
+    every family) through the tools' driver loop (`osmn.inference.segment_video`); DAVIS
+    results layout."""
     import keras  # noqa: PLC0415
-    from osmn.inference import FrameSource, read_mask, write_mask  # noqa: PLC0415
+    from osmn.inference import ResultWriter, segment_video  # noqa: PLC0415
+    from osmn.inference.video_input import open_video  # noqa: PLC0415
 
     bar = keras.utils.Progbar(len(sequences), unit_name="video", verbose=1 if progress else 0)
     for i, name in enumerate(sequences):
-        source = FrameSource(pathlib.Path(eval_root) / "JPEGImages" / "480p" / name)
-        labels, _ = read_mask(pathlib.Path(eval_root) / "Annotations" / "480p" / name
-                              / f"{source.names[0]}.png")
-        out = pathlib.Path(results_dir) / name
-        out.mkdir(parents=True, exist_ok=True)
-        write_mask(out / f"{source.names[0]}.png", segmenter.start(source.frame(0), labels).labels)
-        for index in range(1, len(source)):
-            write_mask(out / f"{source.names[index]}.png",
-                       segmenter.step(source.frame(index)).labels)
+        opened = open_video(pathlib.Path(eval_root) / "JPEGImages" / "480p" / name)
+        with ResultWriter(results_dir, opened.sequence, opened.palette, opened.ids) as writer:
+            segment_video(segmenter, opened.source, opened.labels, writer)
         bar.update(i + 1)
 
 

@@ -49,9 +49,10 @@ from tool_loop import sample_frames, tool_loop  # noqa: E402
 from timing import paired_ratio, peak_rss_mb, stability, time_interleaved  # noqa: E402
 from osmn import config  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
+from osmn.evaluation.metrics import jaccard  # noqa: E402
 from osmn.guides import spatial_guide, visual_guide  # noqa: E402
-from osmn.losses import balanced_cross_entropy  # noqa: E402
 from osmn.model import OSMN, load_osmn  # noqa: E402
+from osmn.training.step import train_step  # noqa: E402
 from osmn.inference.engine import (PRECISION_POLICIES, LocalEngine,  # noqa: E402
                                    default_jit_compile, segment_objects)
 
@@ -214,7 +215,7 @@ def modulator_cost(model, runs, warmup) -> dict:
 
 def finetune_cost(model, steps: int, height: int, width: int) -> dict:
     """N online fine-tuning steps as `osmn.inference.finetune` runs them (batch 1, Adam,
-    balanced cross-entropy + weight decay, training mode), at a fixed height x width."""
+    `osmn.training.step.train_step`), at a fixed height x width."""
     tuned = OSMN.from_config(model.get_config())
     tuned.set_weights(model.get_weights())
     optimizer = keras.optimizers.Adam(config.FINETUNE_LEARNING_RATE, beta_1=config.ADAM_BETA_1,
@@ -223,15 +224,9 @@ def finetune_cost(model, steps: int, height: int, width: int) -> dict:
     label = tf.cast(guides > 0.5, tf.float32)
     visual = tf.constant(np.random.default_rng(3).normal(0, 60, (1, 224, 224, 3)), tf.float32)
 
-    @tf.function
-    def step():
-        with tf.GradientTape() as tape:
-            logits = tuned({"image": image, "visual_guide": visual, "spatial_guide": guides},
-                           training=True)
-            loss = balanced_cross_entropy(label, logits) + tuned.weight_decay_loss()
-        variables = tuned.trainable_variables
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        return loss
+    train = train_step(tuned, optimizer)
+    step = tf.function(lambda: train(
+        {"image": image, "visual_guide": visual, "spatial_guide": guides}, label)[0])
 
     step().numpy()  # trace + optimizer slots, not timed
     progress = keras.utils.Progbar(steps, unit_name="step")
@@ -278,7 +273,8 @@ def load_sample(frames: int):
 
 def bfloat16_accuracy(model, source: str, frames: int) -> dict:
     """bf16 vs f32 on the sample sequence, frame t guided by the ground-truth mask of t-1 in
-    both precisions (the same inputs, so differences are the precision's alone)."""
+    both precisions (the same inputs, so differences are the precision's alone). Mask IoUs are
+    DAVIS J (`osmn.evaluation.metrics.jaccard`: 1 when both masks are empty)."""
     from osmn.preprocessing import to_model_input  # noqa: PLC0415
     rgb, masks = load_sample(frames)
     f32, bf16 = LocalEngine(model, "float32"), LocalEngine(model, "bfloat16")
@@ -293,12 +289,9 @@ def bfloat16_accuracy(model, source: str, frames: int) -> dict:
         p32, m32 = (x.numpy()[0, ..., 0] for x in f32.segment(image, guide, gamma32))
         p16, m16 = (x.numpy()[0, ..., 0] for x in bf16.segment(image, guide, gamma16))
         max_diff = max(max_diff, float(np.abs(p32 - p16).max()))
-        union = np.logical_or(m32, m16).sum()
-        ious.append(1.0 if union == 0 else float(np.logical_and(m32, m16).sum() / union))
+        ious.append(float(jaccard(m32, m16)))
         for name, m in (("float32", m32), ("bfloat16", m16)):
-            union = np.logical_or(m, masks[t]).sum()
-            iou_gt[name].append(1.0 if union == 0 else float(
-                np.logical_and(m, masks[t]).sum() / union))
+            iou_gt[name].append(float(jaccard(masks[t], m)))
         progress.update(t)
     return {"model": source, "frames": len(rgb) - 1, "max_abs_prob_diff": max_diff,
             "mask_iou_bf16_vs_f32_mean": float(np.mean(ious)),
@@ -500,7 +493,7 @@ def run(quick: bool, sizes, runs: int, warmup: int, max_objects: int, finetune_s
 def _finish(result: dict, env: dict, output_dir, tag, quick: bool) -> dict:
     env["load_average_end"] = list(os.getloadavg())
     tag = tag or host_tag(env, quick)
-    path = write_json(result, pathlib.Path(output_dir), tag)
+    path = write_json(result, pathlib.Path(output_dir) / f"{tag}.json")
     print(table(result))
     print(f"wrote {path}")
     return result

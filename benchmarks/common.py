@@ -1,5 +1,5 @@
-"""Helpers shared by `benchmark.py` and `speed_variants.py`: the machine record, the ceiling models,
-random weights and inputs, result files."""
+"""Helpers shared by the benchmark scripts: the machine record, the ceiling models, random
+weights and inputs, result files."""
 
 from __future__ import annotations
 
@@ -103,10 +103,14 @@ def frame_inputs(k: int, height: int, width: int, seed: int = 0):
     return image, tf.constant(guides, tf.float32)
 
 
+# --- result files -----------------------------------------------------------------------------
 
-def write_json(result: dict, output_dir: pathlib.Path, tag: str) -> pathlib.Path:
-    output_dir.mkdir(parents=True, exist_ok=True)
-    path = output_dir / f"{tag}.json"
+def write_json(result: dict, path) -> pathlib.Path:
+    """Write `result` as JSON to `path` (str or path; its folder is created) atomically
+    (`osmn.io.atomic_write`: readers see the old file or the new one, never half of it).
+    Returns the path."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, json.dumps(result, indent=1, sort_keys=False))
     return path
 

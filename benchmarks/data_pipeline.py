@@ -14,7 +14,6 @@ batch faster than one training step consumes it. Prints a table and writes JSON 
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import platform
@@ -61,8 +60,8 @@ def time_pipeline(train_config, data_dir, batches, warmup):
 def time_train_step(width, batch, height, image_width, steps):
     import keras
     import tensorflow as tf
-    from osmn.losses import balanced_cross_entropy
     from osmn.model import OSMN
+    from osmn.training.step import train_step
 
     keras.utils.set_random_seed(0)
     model = OSMN({"width_multiplier": width})
@@ -72,14 +71,8 @@ def time_train_step(width, batch, height, image_width, steps):
               "spatial_guide": tf.random.uniform([batch, height, image_width, 1])}
     labels = tf.cast(tf.random.uniform([batch, height, image_width, 1]) > 0.9, tf.float32)
 
-    @tf.function
-    def step(inputs, labels):
-        with tf.GradientTape() as tape:
-            logits = model(inputs, training=True)
-            loss = balanced_cross_entropy(labels, logits) + model.weight_decay_loss()
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
+    train = train_step(model, optimizer)
+    step = tf.function(lambda inputs, labels: train(inputs, labels)[0])
 
     step(inputs, labels)  # trace and build the optimizer
     start = time.perf_counter()
@@ -90,16 +83,10 @@ def time_train_step(width, batch, height, image_width, steps):
             "seconds_per_step": round(seconds, 4)}
 
 
-def write_json(path, data):
-    path = os.path.abspath(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    from osmn.io import atomic_write  # noqa: PLC0415
-    atomic_write(path, json.dumps(data, indent=2) + "\n")
-
-
 def main(argv):
     del argv
     import tensorflow as tf
+    from common import write_json  # benchmarks/common.py
     from osmn.config import RECIPES
     from osmn.errors import UserError
 
@@ -151,7 +138,7 @@ def main(argv):
                     "load_average_after": [round(x, 2) for x in os.getloadavg()]},
         "pipelines": pipelines, "train_steps": steps,
     }
-    write_json(FLAGS.output, result)
+    write_json(result, FLAGS.output)
     print(f"\nwrote {FLAGS.output}")
 
 

@@ -76,7 +76,7 @@ def main(argv):
     env = environment()
     result = {"video": FLAGS.video, "overlay": FLAGS.overlay, "environment": env, "rows": rows}
     tag = FLAGS.tag or f"end_to_end-{host_tag(env, quick=False)}-{time.strftime('%Y-%m-%d')}"
-    print(f"wrote {write_json(result, REPO / 'benchmarks' / 'results', tag)}")
+    print(f"wrote {write_json(result, REPO / 'benchmarks' / 'results' / f'{tag}.json')}")
 
 
 if __name__ == "__main__":

@@ -106,7 +106,7 @@ def main(argv):
 
     def save():  # after every section: a run stopped half-way keeps what it measured
         env["load_average_end"] = list(os.getloadavg())
-        return write_json(result, output, tag)
+        return write_json(result, output / f"{tag}.json")
 
     rgb, labels = sample_frames(max(FLAGS.loop_frames, 4), size if quick else None)
     vgg = _model("vgg16", width, seed=1) if FLAGS.tool_precisions else None

@@ -72,7 +72,7 @@ def measure(backbone: str, width_multiplier: float, height: int, width: int, obj
     import tensorflow as tf  # noqa: PLC0415
     from osmn.export import portable  # noqa: PLC0415
     from osmn.export.litert import LiteRTHalf, convert_half  # noqa: PLC0415
-    from osmn.export.onnx_export import convert_half as onnx_half  # noqa: PLC0415
+    from osmn.export.onnx_export import convert_half as onnx_half, session_feed  # noqa: PLC0415
     from osmn.model import OSMN  # noqa: PLC0415
     import onnxruntime  # noqa: PLC0415
 
@@ -94,8 +94,7 @@ def measure(backbone: str, width_multiplier: float, height: int, width: int, obj
     path.write_bytes(onnx_half(module.segment))
     sizes["onnxruntime"] = path.stat().st_size / 1e6
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    names = {i.name.split(":")[0]: i.name for i in session.get_inputs()}
-    feed = {names[k]: v for k, v in inputs.items()}
+    feed = session_feed(session, inputs)
     candidates["onnxruntime"] = lambda: session.run(None, feed)[0]
     reference = candidates["tf"]()
     rows = time_interleaved(candidates, runs=runs, warmup=1)
@@ -163,8 +162,8 @@ def main(argv):
     result = {"environment": env, **portable_section(
         width_multiplier, FLAGS.height, FLAGS.width, FLAGS.objects, runs, FLAGS.backbones)}
     result["load_average_end"] = list(os.getloadavg())
-    path = write_json(result, pathlib.Path(FLAGS.output_dir),
-                      "portable-" + host_tag(env, FLAGS.quick))
+    path = write_json(result, pathlib.Path(FLAGS.output_dir)
+                      / f"portable-{host_tag(env, FLAGS.quick)}.json")
     print(f"wrote {path}")
 
 

@@ -277,7 +277,7 @@ def main(argv):
         "-trunk-frame" if FLAGS.only_trunk_and_frame else "") + (
         "-frames" if FLAGS.only_frames else "")
     print(f"load average start {env['load_average_start']} end {env['load_average_end']}")
-    print("wrote", write_json(results, pathlib.Path(FLAGS.output_dir), tag))
+    print("wrote", write_json(results, pathlib.Path(FLAGS.output_dir) / f"{tag}.json"))
 
 
 if __name__ == "__main__":

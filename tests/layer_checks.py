@@ -1,4 +1,5 @@
-"""One check every Keras layer of the project goes through (STYLE.md habit 4).
+"""The shared checks: one every Keras layer of the project goes through (STYLE.md habit 4), and
+one for the TF ops the input pipeline runs.
 
 `check_layer(make_layer, args)`:
 * config round trip: `from_config(get_config())` has the same config;
@@ -6,6 +7,9 @@
 * serialization round trip with copied weights gives identical outputs;
 * under the `mixed_bfloat16` policy the layer runs, keeps float32 variables and returns the
   expected dtype (bfloat16 compute, or float32 where the layer promises float32 outputs).
+
+`eager_and_mapped(fn, *args)`: fn run eagerly and inside `tf.data.Dataset.map` (graph mode, as
+the input pipeline runs it) gives exactly the same outputs; `in_dataset_map` runs the second.
 """
 
 from __future__ import annotations
@@ -66,6 +70,22 @@ def check_layer(make_layer, args, kwargs=None, low_precision_output_dtype="bfloa
             assert tensor.dtype == low_precision_output_dtype, tensor.dtype
     finally:
         keras.config.set_dtype_policy("float32")
+    return eager
+
+
+def in_dataset_map(fn, *args):
+    """fn(*args) run as a `tf.data.Dataset.map` function on one element; returns its output."""
+    ds = tf.data.Dataset.from_tensors(tuple(tf.convert_to_tensor(a) for a in args))
+    return next(iter(ds.map(lambda *a: fn(*a))))
+
+
+def eager_and_mapped(fn, *args):
+    """fn(*args) run eagerly and inside `Dataset.map`; asserts both agree exactly and returns
+    the eager output."""
+    eager = fn(*args)
+    mapped = in_dataset_map(fn, *args)
+    tf.nest.map_structure(lambda a, b: np.testing.assert_array_equal(a.numpy(), b.numpy()),
+                          eager, mapped)
     return eager
 
 

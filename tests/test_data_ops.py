@@ -11,24 +11,10 @@ import tensorflow as tf
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from layer_checks import eager_and_mapped
 from osmn import config
 from osmn.data import augment, decode
 from osmn.guides import robust_moments, spatial_guide
-
-
-def in_map(fn, *args):
-    """Run fn(*args) as a tf.data map function and return its (single) output."""
-    ds = tf.data.Dataset.from_tensors(tuple(tf.convert_to_tensor(a) for a in args))
-    return next(iter(ds.map(lambda *a: fn(*a))))
-
-
-def both(fn, *args):
-    """fn run eagerly and inside Dataset.map; asserts both agree exactly and returns one."""
-    eager = fn(*args)
-    mapped = in_map(fn, *args)
-    tf.nest.map_structure(lambda a, b: np.testing.assert_array_equal(a.numpy(), b.numpy()),
-                          eager, mapped)
-    return eager
 
 
 def random_mask(h, w, seed):
@@ -45,7 +31,7 @@ def random_mask(h, w, seed):
 def test_coco_rle_decode_matches_pycocotools(h, w):
     m = random_mask(h, w, h * w)
     counts = mask_utils.encode(np.asfortranarray(m))["counts"]
-    out = both(lambda c: decode.decode_coco_rle(c, h, w), tf.constant(counts))
+    out = eager_and_mapped(lambda c: decode.decode_coco_rle(c, h, w), tf.constant(counts))
     assert out.dtype == tf.uint8 and out.shape == (h, w)
     np.testing.assert_array_equal(out.numpy(), m)
 
@@ -54,10 +40,11 @@ def test_coco_rle_decode_polygon_and_long_runs():
     # A polygon's RLE, and an all-ones mask (one long run with many 5-bit groups).
     rle = mask_utils.merge(mask_utils.frPyObjects([[10, 10, 300, 20, 200, 400, 5, 300]], 480, 640))
     expected = mask_utils.decode(rle)
-    out = both(lambda c: decode.decode_coco_rle(c, 480, 640), tf.constant(rle["counts"]))
+    decode_480x640 = lambda c: decode.decode_coco_rle(c, 480, 640)  # noqa: E731
+    out = eager_and_mapped(decode_480x640, tf.constant(rle["counts"]))
     np.testing.assert_array_equal(out.numpy(), expected)
     full = mask_utils.encode(np.asfortranarray(np.ones((480, 640), np.uint8)))["counts"]
-    assert both(lambda c: decode.decode_coco_rle(c, 480, 640), tf.constant(full)).numpy().all()
+    assert eager_and_mapped(decode_480x640, tf.constant(full)).numpy().all()
 
 
 def test_coco_rle_decode_wrong_size_fails():
@@ -76,10 +63,11 @@ def test_palette_mask_decoded_by_colour(tmp_path):
     image.putpalette(palette)
     path = str(tmp_path / "m.png")
     image.save(path)
-    colours = both(decode.read_label_colours, tf.constant(path))
+    colours = eager_and_mapped(lambda p: decode.decode_label_colours(tf.io.read_file(p)),
+                               tf.constant(path))
     assert colours.shape == (6, 7, 3) and colours.dtype == tf.uint8
     for value, colour in [(1, (128, 0, 0)), (2, (0, 128, 0)), (255, (224, 224, 192))]:
-        mask = both(decode.colour_mask, colours, tf.constant(colour, tf.uint8))
+        mask = eager_and_mapped(decode.colour_mask, colours, tf.constant(colour, tf.uint8))
         assert mask.shape == (6, 7, 1) and mask.dtype == tf.float32
         np.testing.assert_array_equal(mask.numpy()[..., 0], (ids == value).astype(np.float32))
 
@@ -87,19 +75,19 @@ def test_palette_mask_decoded_by_colour(tmp_path):
 def test_read_image_grey_and_rgb(tmp_path):
     grey = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
     Image.fromarray(grey).save(tmp_path / "g.png")
-    out = both(decode.read_image, tf.constant(str(tmp_path / "g.png")))
+    out = eager_and_mapped(decode.read_image, tf.constant(str(tmp_path / "g.png")))
     assert out.shape == (3, 4, 3) and out.dtype == tf.uint8
     np.testing.assert_array_equal(out.numpy(), np.repeat(grey[:, :, None], 3, axis=2))
 
 
 def test_rotate_nearest_keeps_values_and_black_border():
     image = tf.reshape(tf.range(1, 1 + 9 * 9 * 2, dtype=tf.float32), [9, 9, 2])
-    same = both(augment.rotate_nearest, image, tf.constant(0.0))
+    same = eager_and_mapped(augment.rotate_nearest, image, tf.constant(0.0))
     np.testing.assert_array_equal(same.numpy(), image.numpy())
-    quarter = both(augment.rotate_nearest, image, tf.constant(90.0))
+    quarter = eager_and_mapped(augment.rotate_nearest, image, tf.constant(90.0))
     # 90 degrees on a square about its centre: a pure index permutation.
     np.testing.assert_array_equal(np.sort(quarter.numpy().ravel()), np.sort(image.numpy().ravel()))
-    rotated = both(augment.rotate_nearest, tf.ones([20, 30, 1]), tf.constant(10.0))
+    rotated = eager_and_mapped(augment.rotate_nearest, tf.ones([20, 30, 1]), tf.constant(10.0))
     values = set(np.unique(rotated.numpy()))
     assert values == {0.0, 1.0}  # nearest: no blending; corners are the black border
     assert rotated.numpy()[0, 0, 0] == 0 and rotated.numpy()[10, 15, 0] == 1
@@ -116,7 +104,7 @@ def _guide_inputs():
 def test_train_visual_guide_shapes_background_and_determinism():
     image, mask = _guide_inputs()
     seed = tf.constant([7, 3], tf.int64)
-    guide, guide_mask = both(augment.train_visual_guide, image, mask, seed)
+    guide, guide_mask = eager_and_mapped(augment.train_visual_guide, image, mask, seed)
     assert guide.shape == (224, 224, 3) and guide.dtype == tf.float32
     assert guide_mask.shape == (224, 224, 1)
     g, m = guide.numpy(), guide_mask.numpy()
@@ -145,7 +133,7 @@ def test_train_visual_guide_flips_half_the_time():
 
 def test_train_visual_guide_empty_mask_is_zero():
     image, mask = _guide_inputs()
-    guide, gm = both(augment.train_visual_guide, image, tf.zeros_like(mask),
+    guide, gm = eager_and_mapped(augment.train_visual_guide, image, tf.zeros_like(mask),
                      tf.constant([1, 2], tf.int64))
     assert not guide.numpy().any() and not gm.numpy().any()
 
@@ -178,6 +166,6 @@ def test_perturbed_spatial_guide_center_within_bounds_of_median():
 
 
 def test_spatial_guide_empty_mask_is_zero_in_map():
-    guide = both(lambda m, sd: spatial_guide(m, perturb=True, seed=sd),
+    guide = eager_and_mapped(lambda m, sd: spatial_guide(m, perturb=True, seed=sd),
                  tf.zeros([30, 40, 1]), tf.constant([1, 1], tf.int64))
     assert guide.shape == (30, 40, 1) and not guide.numpy().any()

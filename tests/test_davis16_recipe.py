@@ -11,13 +11,13 @@ import tensorflow as tf
 from PIL import Image
 
 from conftest import DATA, REPO
+from layer_checks import eager_and_mapped
 from osmn.config import RECIPES, ConfigError, ModelConfig
 from osmn.data import augment
 from osmn.data.davis import davis_source
 from osmn.data.report import DataReport
 from osmn.errors import UserError
 from osmn.model import OSMN, load_osmn, save_osmn
-from osmn.model.loading import with_working_size
 from osmn.model.lite.imagenet import fold_input_convention, load_imagenet_mobilenet
 from scripts import load_tool, run_tool
 from tool_output import error_lines
@@ -137,11 +137,7 @@ def test_random_crop_cuts_one_window_eagerly_and_in_a_dataset():
     image = tf.reshape(tf.range(12 * 20 * 3, dtype=tf.float32), (12, 20, 3))
     mask = image[..., :1] * 2
     seed = tf.constant([3, 4], tf.int64)
-    eager = augment.random_crop(seed, (5, 7), image, mask)
-    mapped = next(iter(tf.data.Dataset.from_tensors((image, mask)).map(
-        lambda i, m: augment.random_crop(seed, (5, 7), i, m))))
-    for a, b in zip(eager, mapped):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    eager = eager_and_mapped(lambda i, m: augment.random_crop(seed, (5, 7), i, m), image, mask)
     crop, crop_mask = (t.numpy() for t in eager)
     assert crop.shape == (5, 7, 3) and crop_mask.shape == (5, 7, 1)
     np.testing.assert_array_equal(crop_mask, crop[..., :1] * 2)  # the same window in both
@@ -220,9 +216,8 @@ def test_a_few_training_steps_from_the_imagenet_file(tmp_path):
 
 
 def test_working_size_travels_with_the_model_file(tmp_path):
-    model = OSMN({"backbone": "lite", "width_multiplier": 0.0625})
-    sized = with_working_size(model, (427, 240))
-    save_osmn(sized, tmp_path / "m.keras")
+    model = OSMN({"backbone": "lite", "width_multiplier": 0.0625, "working_size": (427, 240)})
+    save_osmn(model, tmp_path / "m.keras")
     loaded = load_osmn(tmp_path / "m.keras")
     assert loaded.model_config.working_size == (427, 240)
     for a, b in zip(model.get_weights(), loaded.get_weights()):

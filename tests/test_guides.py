@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from layer_checks import eager_and_mapped, in_dataset_map
 from osmn import config
 from osmn.guides import (bounding_box, crop_box, jittered_box, robust_moments, spatial_guide,
                          box_with_test_padding, visual_guide)
@@ -30,12 +31,6 @@ def random_mask(rng, height=47, width=63):
         mask[y:y + rng.integers(2, 30), x:x + rng.integers(2, 30)] = 1
     mask[rng.uniform(size=mask.shape) < 0.02] = 1  # scattered outliers
     return mask
-
-
-def in_dataset_map(fn, *tensors):
-    """Run `fn` inside tf.data.Dataset.map (graph mode) on a single element."""
-    ds = tf.data.Dataset.from_tensors(tuple(tensors)).map(fn)
-    return next(iter(ds))
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -173,8 +168,4 @@ def test_robust_moments_equal_the_sorted_pixel_medians_exactly():
         eager = [t.numpy() for t in robust_moments(tf.constant(mask))]
         np.testing.assert_array_equal(eager[0], center)
         np.testing.assert_allclose(eager[1], std, rtol=1e-6)
-    dataset = tf.data.Dataset.from_tensors(tf.constant(masks[1])).map(robust_moments)
-    mapped = [t.numpy() for t in next(iter(dataset))]
-    eager = [t.numpy() for t in robust_moments(tf.constant(masks[1]))]
-    np.testing.assert_array_equal(mapped[0], eager[0])
-    np.testing.assert_array_equal(mapped[1], eager[1])
+    eager_and_mapped(robust_moments, tf.constant(masks[1]))

@@ -197,3 +197,23 @@ def test_imagenet_mobilenet_bad_sources(tmp_path):
     bad.write_bytes(b"not hdf5")
     with pytest.raises(UserError, match="bad.h5: not a Keras MobileNet"):
         load_imagenet_mobilenet(full, str(bad))
+
+
+def test_lite_networks_pass_the_layer_checks():
+    """The shared layer checks (config, eager == graph, serialization, mixed bfloat16) on the
+    three lite networks, at an odd size (padded to multiples of 32 inside)."""
+    from layer_checks import check_layer  # noqa: PLC0415
+    from osmn.model.lite import (LiteSegmentationNetwork, LiteSpatialModulator,  # noqa
+                                 LiteVisualModulator)
+    rng = np.random.default_rng(0)
+    image = tf.constant(rng.normal(0, 60, (1, 37, 53, 3)), tf.float32)
+    guide = tf.constant(rng.uniform(0, 1, (1, 37, 53, 1)), tf.float32)
+    gamma = tf.ones((1, ModelConfig(**LITE_TINY).gamma_size))
+    logits = check_layer(lambda: LiteSegmentationNetwork(LITE_TINY), (image, gamma, None),
+                         low_precision_output_dtype="float32")
+    assert logits.shape == (1, 37, 53, 1)
+    betas = check_layer(lambda: LiteSpatialModulator(LITE_TINY), (guide,))
+    assert sorted(betas) == sorted(name for name, _ in ModelConfig(**LITE_TINY).modulated_layers())
+    gammas = check_layer(lambda: LiteVisualModulator(LITE_TINY),
+                         (tf.constant(rng.normal(0, 60, (2, 224, 224, 3)), tf.float32),))
+    assert gammas.shape == (2, ModelConfig(**LITE_TINY).gamma_size)

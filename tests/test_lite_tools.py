@@ -212,6 +212,17 @@ def test_train_tool_lite_misuse_is_one_line(tmp_path, args, message):
     assert not (tmp_path / "run" / "model.keras").exists()
 
 
+def test_a_recipes_he_init_applies_to_vgg16_only():
+    """The rule tools/train.py applies when --backbone changes and --he_init is not given."""
+    assert RECIPES["sample"].he_init  # the VGG16 CPU demo's
+    assert RECIPES["sample"].he_init_for("vgg16") is True
+    assert RECIPES["sample"].he_init_for("lite") is False
+    assert RECIPES["sample_lite"].he_init_for("vgg16") is False  # a recipe without he_init
+    assert RECIPES["sample"].replace(
+        he_init=RECIPES["sample"].he_init_for("lite"),
+        model=ModelConfig(backbone="lite")).he_init is False  # a valid lite recipe
+
+
 def test_he_init_is_refused_for_lite_in_the_library():
     from osmn.training.trainer import he_initialise_vgg  # noqa: PLC0415
     with pytest.raises(ConfigError, match="he_init applies to the vgg16 backbone only"):

@@ -1,8 +1,6 @@
 """The native modulation kernel (osmn/kernels): same values as the XLA pass, built and cached
 safely, and a clear fallback when it cannot be built."""
 
-import os
-import pathlib
 
 import numpy as np
 import pytest

@@ -7,7 +7,6 @@ size, with the shipped model passed explicitly to both tools.
 
 import csv
 import os
-import pathlib
 import shutil
 
 import pytest

@@ -200,6 +200,34 @@ def test_bad_flags_fail_at_start_with_one_line(tmp_path, args, message):
     assert not (tmp_path / "run").exists()
 
 
+def test_train_step_returns_the_loss_and_unscales_a_loss_scale_optimizer(sample_batch):
+    """One step: the loss is the balanced cross-entropy of the logits it returns plus weight
+    decay; a LossScaleOptimizer's scaling (by a power of two) leaves the update as plain Adam's."""
+    import keras  # noqa: PLC0415
+    from osmn.losses import balanced_cross_entropy  # noqa: PLC0415
+    from osmn.model import OSMN  # noqa: PLC0415
+    from osmn.training import train_step  # noqa: PLC0415
+    inputs, labels = sample_batch
+    results = {}
+    for scaled in (False, True):
+        keras.utils.set_random_seed(0)  # same initial weights and dropout masks in both runs
+        model = OSMN({"width_multiplier": 1 / 16})
+        optimizer = keras.optimizers.Adam(1e-3)
+        if scaled:
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        decay = float(model.weight_decay_loss())  # of the weights before the update
+        before = [w.copy() for w in model.get_weights()]
+        loss, logits = train_step(model, optimizer)(inputs, labels)
+        assert logits.shape == labels.shape and logits.dtype == tf.float32
+        assert float(loss) == pytest.approx(
+            float(balanced_cross_entropy(labels, logits)) + decay, rel=1e-6)
+        assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+        results[scaled] = (float(loss), model.get_weights())
+    assert results[True][0] == results[False][0]
+    for a, b in zip(results[True][1], results[False][1]):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_he_init_redraws_only_the_vgg_kernels():
     from osmn.model import OSMN
     from osmn.training.trainer import initialise

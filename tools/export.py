@@ -33,13 +33,9 @@ from absl import flags, logging  # noqa: E402
 
 from osmn.errors import UserError  # noqa: E402
 from osmn.cli import SHIPPED_MODEL, model_path_or_shipped, run_tool  # noqa: E402
-from osmn.io import check_output_dir  # noqa: E402
-
-FORMATS = ("saved_model", "litert", "onnx")
-# --export_dir default per --format.
-DEFAULT_EXPORT_DIRS = {"saved_model": "models/osmn", "litert": "models/osmn_litert",
-                       "onnx": "models/osmn_onnx"}
-LITERT_QUANTIZATIONS = ("float16", "int8", "none")
+from osmn.export.formats import (DEFAULT_EXPORT_DIRS, FORMATS,  # noqa: E402
+                                 LITERT_QUANTIZATIONS, check_options, check_target,
+                                 export_model)
 
 flags.DEFINE_string("checkpoint", None, "OSMN model to export (.keras file, .weights.h5 with "
                     "config.json beside it, or a folder holding model.keras). Default: the "
@@ -62,26 +58,8 @@ flags.DEFINE_bool("verify", True, "Reload the written files and compare them wit
 FLAGS = flags.FLAGS
 
 
-def _check_format(export_format, litert_quantization) -> None:
-    if export_format not in FORMATS:
-        raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {export_format!r}")
-    if litert_quantization not in LITERT_QUANTIZATIONS:
-        raise UserError(f"--litert_quantization must be one of "
-                        f"{', '.join(LITERT_QUANTIZATIONS)}, got {litert_quantization!r}")
-
-
-def _portable(export_format, model, export_dir, overwrite, verify, source,
-              litert_quantization) -> str:
-    """--format litert | onnx: write the folder; returns what was written and the diffs."""
-    if export_format == "litert":
-        from osmn.export.litert import export_litert  # noqa: PLC0415 (TF import)
-        variants = () if litert_quantization == "none" else (litert_quantization,)
-        diffs = export_litert(model, export_dir, variants, overwrite=overwrite, verify=verify,
-                              source=source)
-    else:
-        from osmn.export.onnx_export import export_onnx  # noqa: PLC0415
-        diffs = {"float32": export_onnx(model, export_dir, overwrite=overwrite, verify=verify,
-                                        source=source)}
+def _differences(diffs, verify) -> str:
+    """--format litert | onnx: the max abs differences of each variant's halves to Keras."""
     if not verify:
         return "not compared (--noverify)"
     return "; ".join(f"{variant}: max abs diff vs Keras " + ", ".join(
@@ -96,41 +74,25 @@ def run(checkpoint, export_dir=None, version=None, overwrite=False, verify=True,
     Raises:
         UserError: bad flags, missing or unreadable checkpoint, existing version or folder.
     """
-    _check_format(export_format, litert_quantization)
+    check_options(export_format, litert_quantization, version)
     if export_dir is None:
         export_dir = DEFAULT_EXPORT_DIRS[export_format]
-    if version is not None and export_format != "saved_model":
-        raise UserError(f"--version applies to --format saved_model only, not {export_format}")
-    if version is not None and version < 1:
-        raise UserError(f"--version must be a positive integer, got {version}")
     checkpoint = model_path_or_shipped(checkpoint)
-    if export_format != "saved_model":
-        target = pathlib.Path(export_dir)
-    else:
-        target = pathlib.Path(export_dir) / str(version) if version is not None else None
-    if target is not None and target.exists() and not overwrite:  # Fail before importing TF.
-        if export_format != "saved_model":
-            raise UserError(f"{target}: already exists (pass --overwrite to replace it)")
-        raise UserError(f"{target}: version {version} already exists (pass --overwrite to "
-                        "replace it, or another --version)")
-    check_output_dir(export_dir, "--export_dir")
-    if export_format == "saved_model":  # the version is staged beside the watched folder
-        check_output_dir(pathlib.Path(export_dir).resolve().parent, "--export_dir")
-    from osmn.export import existing_versions, export_saved_model  # noqa: PLC0415 (TF import)
+    check_target(export_format, export_dir, version, overwrite)  # Fail before importing TF.
+    from osmn.export import existing_versions  # noqa: PLC0415 (TF import)
     from osmn.model import load_osmn  # noqa: PLC0415
     started = time.perf_counter()
     model = load_osmn(checkpoint)
     print(f"Loaded {checkpoint}: width {model.model_config.width_multiplier}, "
           f"backbone {model.model_config.backbone}, gamma size {model.gamma_size}, "
           f"{model.count_params():,} parameters.")
+    path, diffs = export_model(model, export_format, export_dir, version=version,
+                               overwrite=overwrite, verify=verify, source=str(checkpoint),
+                               litert_quantization=litert_quantization)
     if export_format != "saved_model":
-        checked = _portable(export_format, model, export_dir, overwrite, verify,
-                            str(checkpoint), litert_quantization)
-        files = ", ".join(sorted(p.name for p in target.iterdir()))
-        return (f"Exported {checkpoint} -> {target} ({export_format}: {files}) in "
-                f"{time.perf_counter() - started:.1f} s; {checked}")
-    path = export_saved_model(model, export_dir, version=version, overwrite=overwrite,
-                              verify=verify, source=str(checkpoint))
+        files = ", ".join(sorted(p.name for p in path.iterdir()))
+        return (f"Exported {checkpoint} -> {path} ({export_format}: {files}) in "
+                f"{time.perf_counter() - started:.1f} s; {_differences(diffs, verify)}")
     versions = existing_versions(export_dir)
     checked = "checked by reloading" if verify else "not reloaded (--noverify)"
     return (f"Exported {checkpoint} -> {path} ({checked}) in "

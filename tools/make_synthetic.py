@@ -13,7 +13,6 @@ See docs/ablation.md.
 
 from __future__ import annotations
 
-import os
 import pathlib
 import sys
 import time

@@ -185,12 +185,11 @@ def config_from_flags() -> TrainConfig:
             model[field] = (not value) if invert else value
     if model:
         changes["model"] = recipe.model.__class__(**{**recipe.model.to_dict(), **model})
-    if (FLAGS.backbone == "lite" and FLAGS.he_init is None and recipe.he_init):
-        # The recipe's he_init (the VGG16 demo's) does not apply to lite: turned off, said so;
-        # an explicit --he_init with lite stays an error (TrainConfig.validate).
-        changes["he_init"] = False
-        logging.info("--backbone=lite: the %s recipe's he_init is turned off (VGG16 only)",
-                     recipe.name)
+    if FLAGS.backbone is not None and FLAGS.he_init is None \
+            and recipe.he_init_for(FLAGS.backbone) != recipe.he_init:
+        changes["he_init"] = recipe.he_init_for(FLAGS.backbone)
+        logging.info("--backbone=%s: the %s recipe's he_init is turned off (VGG16 only)",
+                     FLAGS.backbone, recipe.name)
     if changes.get("init_checkpoint") and not os.path.exists(changes["init_checkpoint"]):
         raise UserError(f"--init_checkpoint={changes['init_checkpoint']}: not found")
     try:

@@ -13,15 +13,6 @@ from typing import Tuple
 import numpy as np
 
 
-def squared_distances(points: np.ndarray) -> np.ndarray:
-    """[N, D] -> [N, N] float64 squared Euclidean distances (exactly 0 on the diagonal)."""
-    points = np.asarray(points, np.float64)
-    sq = np.sum(points * points, axis=1)
-    d2 = sq[:, None] + sq[None, :] - 2.0 * points @ points.T
-    np.fill_diagonal(d2, 0.0)
-    return np.maximum(d2, 0.0)
-
-
 def classical_mds(points: np.ndarray, dims: int = 2) -> Tuple[np.ndarray, np.ndarray]:
     """Embed points in `dims` dimensions with classical MDS.
 

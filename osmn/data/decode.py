@@ -34,11 +34,6 @@ def decode_label_colours(encoded: tf.Tensor) -> tf.Tensor:
     return colours
 
 
-def read_label_colours(path: tf.Tensor) -> tf.Tensor:
-    """Label PNG file -> [H, W, 3] uint8 colours, see `decode_label_colours`."""
-    return decode_label_colours(tf.io.read_file(path))
-
-
 def colour_mask(colours: tf.Tensor, colour: tf.Tensor) -> tf.Tensor:
     """[H, W, 3] uint8 colours, [3] uint8 colour -> [H, W, 1] float32, 1 where equal."""
     equal = tf.reduce_all(tf.equal(colours, tf.cast(colour, colours.dtype)), axis=-1, keepdims=True)

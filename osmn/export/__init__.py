@@ -4,6 +4,8 @@
   atomically (both need TensorFlow).
 * `ServingClient`, `ServingBackend`: TF Serving's REST API as the backend of
   `osmn.inference.VideoSegmenter` (numpy only).
+* `export_model`: any of `FORMATS` (saved_model, litert, onnx) in one call
+  (`osmn.export.formats`).
 
 Names are imported on first use, so the client side does not import TensorFlow.
 """
@@ -19,6 +21,8 @@ _EXPORTS = {
     "next_version": "osmn.export.saved_model",
     "reference_probability": "osmn.export.saved_model",
     "verify_export": "osmn.export.saved_model",
+    "FORMATS": "osmn.export.formats",
+    "export_model": "osmn.export.formats",
     "ServingClient": "osmn.export.rest_client",
     "ServingBackend": "osmn.export.serving_backend",
 }

@@ -75,10 +75,21 @@ class OnnxHalves:
 
     def run(self, half: str, inputs: Dict[str, np.ndarray]) -> np.ndarray:
         session = self.sessions[half]
-        names = {i.name.split(":")[0]: i.name for i in session.get_inputs()}
-        feed = {names[name]: np.ascontiguousarray(value, np.float32)
-                for name, value in inputs.items()}
-        return session.run(None, feed)[0]
+        return session.run(None, session_feed(session, inputs))[0]
+
+
+def session_feed(session, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """The onnxruntime feed of one half: `inputs` by the signature's names ("image",
+    "spatial_guide", ...) -> the same arrays, float32 and C-contiguous, by the graph's input
+    names (tf2onnx names them "<name>:0").
+
+    Args:
+        session: an `onnxruntime.InferenceSession` of `modulate.onnx` or `segment.onnx`.
+        inputs: name -> array, e.g. {"visual_guide": [B, 224, 224, 3]} for `modulate`.
+    """
+    names = {i.name.split(":")[0]: i.name for i in session.get_inputs()}
+    return {names[name]: np.ascontiguousarray(value, np.float32)
+            for name, value in inputs.items()}
 
 
 def export_onnx(model, export_dir, overwrite: bool = False, verify: bool = True,

@@ -19,7 +19,6 @@ import numpy as np
 import tensorflow as tf
 
 from osmn import config
-from osmn.errors import UserError  # noqa: F401 (documented in Raises)
 from osmn.io import atomic_dir
 from osmn.export.serving_module import OSMNServingModule
 from osmn.preprocessing import to_model_input

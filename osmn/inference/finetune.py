@@ -4,9 +4,9 @@ Per object, a COPY of the model is trained for N steps (batch 1, Adam, lr 1e-5) 
 as visual guide, spatial guide and target: the visual guide is the test-time crop of frame 0,
 the spatial guide is frame 0's mask perturbed as in training (`osmn.guides.spatial_guide(
 perturb=True)`), the image is frame 0 at a random scale of config.DAVIS_TRAIN_SCALES (the
-original's DAVIS augmentation), and the loss is the balanced cross-entropy plus weight decay
-(`osmn.losses`). Batch norm and dropout are in training mode, as in the original (its
-fine-tuning command has no `--fix_bn`). The loaded model is not changed.
+original's DAVIS augmentation), and the step is the training loop's (`osmn.training.step`:
+balanced cross-entropy plus weight decay). Batch norm and dropout are in training mode, as in the
+original (its fine-tuning command has no `--fix_bn`). The loaded model is not changed.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import tensorflow as tf
 
 from osmn import config
 from osmn.guides import spatial_guide, visual_guide
-from osmn.losses import balanced_cross_entropy
 from osmn.preprocessing import resize_image, resize_mask, to_model_input
+from osmn.training.step import train_step
 
 
 def copy_model(model):
@@ -50,25 +50,20 @@ class OnlineFinetuner:
             learning_rate, beta_1=config.ADAM_BETA_1, beta_2=config.ADAM_BETA_2,
             epsilon=config.ADAM_EPSILON)
         self._optimizer.build(self._tuned.trainable_variables)
-        tuned, optimizer = self._tuned, self._optimizer
+        step = train_step(self._tuned, self._optimizer)
 
         @tf.function(input_signature=[  # dynamic sizes: one trace for all scales and objects
             tf.TensorSpec([1, None, None, 3], tf.float32),
             tf.TensorSpec([1, None, None, 1], tf.float32),
             tf.TensorSpec([1, config.VISUAL_GUIDE_SIZE, config.VISUAL_GUIDE_SIZE, 3], tf.float32),
             tf.TensorSpec([2], tf.int32)])
-        def train_step(image, label, guide, step_seed):
-            with tf.GradientTape() as tape:
-                sp_guide = spatial_guide(label[0], perturb=True, seed=step_seed)[None]
-                logits = tuned({"image": image, "visual_guide": guide,
-                                "spatial_guide": sp_guide}, training=True)
-                loss = (balanced_cross_entropy(label, logits)
-                        + tuned.weight_decay_loss())
-            variables = tuned.trainable_variables
-            optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        def finetune_step(image, label, guide, step_seed):
+            sp_guide = spatial_guide(label[0], perturb=True, seed=step_seed)[None]
+            loss, _ = step({"image": image, "visual_guide": guide, "spatial_guide": sp_guide},
+                           label)
             return loss
 
-        self._train_step = train_step
+        self._train_step = finetune_step
 
     def _reset(self):
         self._tuned.set_weights(self._weights)

@@ -14,7 +14,6 @@ import zipfile
 
 import keras
 
-from osmn.config import ModelConfig
 from osmn.errors import UserError
 from osmn.io import atomic_path
 from osmn.model.osmn_model import OSMN
@@ -37,15 +36,6 @@ def _complete_zip(path: pathlib.Path) -> bool:
             return archive.testzip() is None
     except (zipfile.BadZipFile, OSError, EOFError, ValueError):
         return False
-
-
-def with_working_size(model: OSMN, working_size) -> OSMN:
-    """A copy of `model` (same weights) whose config carries `working_size` (width, height), the
-    size tools segment at by default (`ModelConfig.working_size`); None removes it."""
-    size = None if working_size is None else tuple(int(v) for v in working_size)
-    copy = OSMN(ModelConfig.of(model.model_config, working_size=size))
-    copy.set_weights(model.get_weights())
-    return copy
 
 
 def load_osmn(path) -> OSMN:

@@ -1,10 +1,11 @@
 """The training loop of OSMN (original `osmn.py`: `train_finetune`), in TF2 with tf.distribute.
 
-One step: logits = OSMN(inputs, training=True); loss = class-balanced cross-entropy (summed over
-pixels and batch) + weight decay of every kernel; Adam with TF1's defaults and a
-piecewise-constant learning rate. The loop checkpoints every `checkpoint_every` steps and at the
-end, resumes from the newest checkpoint by default (same step, optimizer state, dropout RNG state
-and data position), writes TensorBoard summaries and shows a progress bar.
+One step (`osmn.training.step.train_step`): logits = OSMN(inputs, training=True); loss =
+class-balanced cross-entropy (summed over pixels and batch) + weight decay of every kernel; Adam
+with TF1's defaults and a piecewise-constant learning rate. The loop checkpoints every
+`checkpoint_every` steps and at the end, resumes from the newest checkpoint by default (same
+step, optimizer state, dropout RNG state and data position), writes TensorBoard summaries and
+shows a progress bar.
 
 Distribution: the batch is split over replicas and each replica computes the loss of its part;
 the optimizer sums the replicas' gradients. Because the loss is a sum (not a mean), the sum of
@@ -36,7 +37,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from osmn import config, losses
+from osmn import config
 from osmn.config import TrainConfig
 from osmn.errors import UserError
 from osmn.model import OSMN, load_osmn
@@ -44,6 +45,7 @@ from osmn.training import checkpoints as ckpt_lib
 from osmn.training.batch_norm import batch_norm_layers, recalibrate_batch_norm
 from osmn.training.devices import is_chief, set_precision
 from osmn.training.schedule import learning_rate_at, make_optimizer
+from osmn.training.step import train_step
 from osmn.training.summaries import SummaryWriter
 from osmn.progress import Progbar
 
@@ -245,25 +247,13 @@ def train(train_config: TrainConfig, run_dir, dataset_fn: DatasetFn,
         return TrainResult(first_step=first_step, step=first_step, loss=float("nan"),
                            losses=[], checkpoint=run.latest, run_dir=run_dir, model=model)
 
-    trainable = model.trainable_variables
-    replicas = strategy.num_replicas_in_sync
-    loss_scale = precision == "mixed_float16"
-
-    def replica_step(inputs, labels):
-        with tf.GradientTape() as tape:
-            logits = model(inputs, training=True)
-            loss = (losses.balanced_cross_entropy(labels, logits)
-                    + model.weight_decay_loss() / replicas)
-            scaled = optimizer.scale_loss(loss) if loss_scale else loss
-        grads = tape.gradient(scaled, trainable)
-        optimizer.apply_gradients(zip(grads, trainable))
-        return loss, tf.cast(logits, tf.float32)
+    step_fn = train_step(model, optimizer, strategy)
 
     @tf.function(reduce_retracing=True)
     def distributed_step(inputs, labels):
-        per_replica_loss, logits = strategy.run(replica_step, args=(inputs, labels))
+        loss, logits = step_fn(inputs, labels)
         step_var.assign_add(1)
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica_loss, axis=None), logits
+        return loss, logits
 
     # Shard by element, not by input file: each worker takes its replicas' slices of every global
     # batch of the one deterministic stream (no effect with a single worker).
