@@ -3,7 +3,7 @@
     python benchmarks/benchmark.py            # full width, 854x480 and 400x400 (~10-15 min),
                                               # then the portable section at 448x256
     python benchmarks/benchmark.py --quick    # width 1/16, tiny sizes: a smoke test (~1-2 min)
-    python benchmarks/benchmark.py --only_portable --portable_size 64x96 --runs 2
+    python benchmarks/benchmark.py --only_portable --portable_size 96x64 --runs 2
                                               # that section alone (85 s here, busy machine)
 
 Prints a table and writes benchmarks/results/<host tag>.json (CPU model, cores, TF version,
