@@ -288,14 +288,16 @@ def _caller_module() -> str:
     return sys.argv[0] if name == "__main__" else name
 
 
-def define_size(name: str, default: Optional[str], help: str) -> None:  # noqa: A002 (absl's name)
+def define_size(name: str, default: Optional[str], help: str,  # noqa: A002 (absl's name)
+                flag_values=flags.FLAGS) -> None:
     """A size flag: FLAGS.<name> is a `FrameSize` (or None when unset). The help text says the
     form; a bad value stops the tool with one line naming the flag (exit 2, `run_tool`)."""
-    flags.DEFINE(_SizeParser(), name, default, f"{help} ({SIZE_FORM}).",
+    flags.DEFINE(_SizeParser(), name, default, f"{help} ({SIZE_FORM}).", flag_values,
                  module_name=_caller_module())
 
 
-def define_size_list(name: str, default, help: str, special=()) -> None:  # noqa: A002
+def define_size_list(name: str, default, help: str, special=(),  # noqa: A002
+                     flag_values=flags.FLAGS) -> None:
     """A comma-separated list of sizes: FLAGS.<name> is a list of `FrameSize`; a word of
     `special` (e.g. "native") stays a string."""
     parser = _SizeParser()
@@ -305,11 +307,12 @@ def define_size_list(name: str, default, help: str, special=()) -> None:  # noqa
 
     words = "".join(f" or {word}" for word in special)
     flags.DEFINE(_ListParser(item, "list of sizes"), name, default,
-                 f"{help} (comma-separated, each {SIZE_FORM}{words}).",
+                 f"{help} (comma-separated, each {SIZE_FORM}{words}).", flag_values,
                  serializer=flags.CsvListSerializer(","), module_name=_caller_module())
 
 
-def define_enum_list(name: str, default, values, help: str) -> None:  # noqa: A002
+def define_enum_list(name: str, default, values, help: str,  # noqa: A002
+                     flag_values=flags.FLAGS) -> None:
     """A comma-separated list of words from `values` (FLAGS.<name>: list of str); a word not in
     `values` stops the tool with one line naming the flag and the allowed words."""
     values = tuple(values)
@@ -320,5 +323,5 @@ def define_enum_list(name: str, default, values, help: str) -> None:  # noqa: A0
         return value
 
     flags.DEFINE(_ListParser(item, "list"), name, default,
-                 f"{help} (comma-separated, each one of {', '.join(values)}).",
+                 f"{help} (comma-separated, each one of {', '.join(values)}).", flag_values,
                  serializer=flags.CsvListSerializer(","), module_name=_caller_module())

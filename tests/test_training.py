@@ -3,6 +3,7 @@
 import json
 import pathlib
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -106,15 +107,17 @@ def test_a_finished_run_resumes_to_nothing_without_building_its_input(tmp_path, 
     assert any(m.startswith("nothing to do") and "step 2 of 2" in m for m in messages)
 
 
-@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
-def test_mixed_precision_trains(tmp_path, sample_batch, precision):
+@pytest.mark.parametrize("precision, policy", [("bfloat16", "mixed_bfloat16"),
+                                               ("float16", "mixed_float16")])
+def test_mixed_precision_trains(tmp_path, sample_batch, precision, policy):
     recipe = tiny_recipe(steps=2)
     result = train(recipe, tmp_path, fixed_batch_fn(recipe, sample_batch), precision=precision,
                    summary_every=0, progress=False)
     assert all(np.isfinite(result.losses))
     model = load_osmn(tmp_path / MODEL_NAME)
-    assert model.dtype_policy.name == precision
-    if precision == "mixed_float16":  # loss scaling is part of the checkpoint
+    assert model.dtype_policy.name == policy
+    assert keras.config.dtype_policy().name == "float32"  # the global policy restored
+    if precision == "float16":  # loss scaling is part of the checkpoint
         reader = tf.train.load_checkpoint(result.checkpoint)
         assert any("dynamic_scale" in k for k in reader.get_variable_to_shape_map())
 
@@ -151,7 +154,7 @@ def _run_tool(*args):
 
 
 TOOL_ARGS = ["--recipe=sample", f"--data_dir={SAMPLE}", "--width_multiplier=0.0625",
-             f"--image_sizes={SIZE[0]}x{SIZE[1]}", "--batch_size=2", "--checkpoint_every=2",
+             f"--image_sizes={SIZE[1]}x{SIZE[0]}", "--batch_size=2", "--checkpoint_every=2",
              "--summary_every=0", "--noprogress", "--lr=1e-3", "--lr_boundaries=", "--seed=3"]
 
 
@@ -186,11 +189,13 @@ def test_killed_run_resumes_to_identical_weights(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--data_dir=/nonexistent/davis"], "--data_dir=/nonexistent/davis: no such directory"),
-    (["--source=imagenet"], "--source=imagenet: unknown"),
+    (["--source=imagenet"], "--source=imagenet: value should be one of <coco|davis|youtube_vos>"),
     (["--lr=-1e-4"], "--lr: learning rates must be positive"),
     (["--steps=many"], "--steps"),
-    (["--recipe=stage3"], "--recipe=stage3: unknown"),
-    (["--image_sizes=64by96"], "--image_sizes: expected HxW"),
+    (["--recipe=stage3"], "--recipe=stage3: value should be one of"),
+    (["--image_sizes=64by96"], "--image_sizes=64by96: expected WIDTHxHEIGHT, e.g. 854x480"),
+    (["--image_sizes=96x64,8x8"], "--image_sizes=96x64,8x8: width and height must be in 32..4096"),
+    (["--precision=half"], "--precision=half: value should be one of <auto|float32|bfloat16|float16>"),
 ])
 def test_bad_flags_fail_at_start_with_one_line(tmp_path, args, message):
     result = _run_tool(*TOOL_ARGS, f"--train_dir={tmp_path / 'run'}", *args)
