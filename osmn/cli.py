@@ -1,4 +1,6 @@
-"""The one way every tool in `tools/` starts, so that all report user errors alike.
+"""The one way every tool in `tools/` starts, so that all report user errors alike, and the flag
+types the tools share: sizes in one form, WIDTHxHEIGHT (`define_size`, `define_size_list`,
+`parse_size`), and comma-separated lists of fixed words (`define_enum_list`).
 
 Import this module before TensorFlow or Keras: it quiets TensorFlow's start-up logging.
 

@@ -15,7 +15,7 @@ from osmn.model import load_osmn
 from osmn.training import TrainingDiverged, learning_rate_at, train
 from osmn.training.checkpoints import CONFIG_NAME, MODEL_NAME
 from osmn.training.summaries import prediction_panel
-from scripts import run_tool
+from scripts import load_tool, run_tool
 from tool_output import own_lines
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -235,3 +235,18 @@ def test_he_init_redraws_only_the_vgg_kernels():
     assert not np.asarray(vm.fc8.kernel).any()  # gamma still starts at exactly 1
     for layer in seg.side_convs + [seg.fuse]:  # the original's N(0, 0.001) kept
         np.testing.assert_array_equal(np.asarray(layer.kernel), before[layer.kernel.path])
+
+
+@pytest.mark.parametrize("flag_file", ["coco.flags", "davis.flags", "sample.flags"])
+def test_flag_files_give_their_recipes_sizes(flag_file, tmp_path):
+    """The flag files write sizes as WIDTHxHEIGHT; the recipes hold (height, width)."""
+    train_tool = load_tool("train")
+    train_tool.FLAGS.unparse_flags()
+    train_tool.FLAGS(["train", f"--flagfile={REPO / 'data' / flag_file}", f"--data_dir={SAMPLE}",
+                      f"--train_dir={tmp_path / 'run'}"])
+    try:
+        made = train_tool.config_from_flags()
+    finally:
+        train_tool.FLAGS.unparse_flags()
+    assert made.image_sizes == RECIPES[made.name].image_sizes
+    assert made == RECIPES[made.name]
