@@ -394,6 +394,7 @@ def run_ablation(s: AblationSettings, work_dir, json_path=None, markdown_path=No
 
 def _flags():
     from absl import flags  # noqa: PLC0415
+    from osmn.cli import FrameSize, define_enum_list, define_size  # noqa: PLC0415
     d = AblationSettings()
     flags.DEFINE_float("minutes_per_variant", d.minutes_per_variant, "Training budget of the "
                        "full model; the ablations train the same number of steps.")
@@ -403,7 +404,7 @@ def _flags():
     flags.DEFINE_integer("train_videos", d.train_videos, "Training videos per family.")
     flags.DEFINE_integer("eval_videos", d.eval_videos, "Evaluation videos per family.")
     flags.DEFINE_integer("frames", d.frames, "Frames per video.")
-    flags.DEFINE_string("size", f"{d.height}x{d.width}", "Frame size HxW.")
+    define_size("size", str(FrameSize(d.width, d.height)), "Frame size")
     flags.DEFINE_float("width_multiplier", d.width_multiplier, "Width of both VGG16s.")
     flags.DEFINE_integer("batch_size", d.batch_size, "Samples per step.")
     flags.DEFINE_list("lr", [str(r) for r in d.learning_rates], "Two learning rates (Adam): "
@@ -411,8 +412,7 @@ def _flags():
     flags.DEFINE_float("decay_fraction", d.decay_fraction, "Where the rate drops.")
     flags.DEFINE_integer("train_seed", d.train_seed, "Seed of the training videos and run.")
     flags.DEFINE_integer("eval_seed", d.eval_seed, "Seed of the evaluation videos.")
-    flags.DEFINE_list("variants", list(d.variants), f"Variants, full first: "
-                      f"{', '.join(VARIANTS)}.")
+    define_enum_list("variants", list(d.variants), VARIANTS, "Variants, full first")
     flags.DEFINE_string("work_dir", None, "Keep data, runs and results here; a folder of an "
                         "interrupted run with the same settings is resumed. Default: a temp "
                         "folder, deleted at the end.")
@@ -431,10 +431,7 @@ def _rates(values) -> Tuple[float, ...]:
 def _settings_from_flags(FLAGS) -> AblationSettings:
     if FLAGS.quick:
         return QUICK
-    try:
-        height, width = (int(v) for v in FLAGS.size.lower().split("x"))
-    except ValueError:
-        raise UserError(f"--size: expected HxW, got {FLAGS.size!r}") from None
+    width, height = FLAGS.size
     return AblationSettings(
         train_videos=FLAGS.train_videos, eval_videos=FLAGS.eval_videos, frames=FLAGS.frames,
         height=height, width=width, width_multiplier=FLAGS.width_multiplier,

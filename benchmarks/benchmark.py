@@ -1,9 +1,9 @@
 """OSMN inference speed on this machine against ceilings measured in the same run.
 
-    python benchmarks/benchmark.py            # full width, 480x854 and 400x400 (~10-15 min),
-                                              # then the portable section at 256x448
+    python benchmarks/benchmark.py            # full width, 854x480 and 400x400 (~10-15 min),
+                                              # then the portable section at 448x256
     python benchmarks/benchmark.py --quick    # width 1/16, tiny sizes: a smoke test (~1-2 min)
-    python benchmarks/benchmark.py --only_portable --portable_size 64x96 --runs 2
+    python benchmarks/benchmark.py --only_portable --portable_size 96x64 --runs 2
                                               # that section alone (85 s here, busy machine)
 
 Prints a table and writes benchmarks/results/<host tag>.json (CPU model, cores, TF version,
@@ -42,24 +42,26 @@ import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from common import (QUICK_WIDTH, bare_trunk, entry, environment, frame_inputs,  # noqa: E402
-                    he_randomize, host_tag, parse_sizes, trunk_macs, write_json)
+                    he_randomize, host_tag, trunk_macs, write_json)
 from flops import objects_macs, segmentation_macs  # noqa: E402
 import portable  # noqa: E402  (benchmarks/portable.py: the portable section)
 from tool_loop import sample_frames, tool_loop  # noqa: E402
 from timing import paired_ratio, peak_rss_mb, stability, time_interleaved  # noqa: E402
 from osmn import config  # noqa: E402
+from osmn.cli import define_size, define_size_list  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
 from osmn.evaluation.metrics import jaccard  # noqa: E402
 from osmn.guides import spatial_guide, visual_guide  # noqa: E402
 from osmn.model import OSMN, load_osmn  # noqa: E402
 from osmn.training.step import train_step  # noqa: E402
-from osmn.inference.engine import (PRECISION_POLICIES, LocalEngine,  # noqa: E402
-                                   default_jit_compile, segment_objects)
+from osmn.inference.engine import (LocalEngine, default_jit_compile,  # noqa: E402
+                                   segment_objects)
+from osmn.precision import CPU_PRECISIONS  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Smoke test: width 1/16, tiny sizes, 2 runs, 3 fine-tuning "
                   "steps, 4 frames for the accuracy check.")
-flags.DEFINE_list("sizes", ["480x854", "400x400"], "Frame sizes HxW (DAVIS 480p first).")
+define_size_list("sizes", ["854x480", "400x400"], "Frame sizes (DAVIS 480p first)")
 flags.DEFINE_integer("runs", 5, "Timed runs per measurement (median reported).")
 flags.DEFINE_integer("warmup", 1, "Untimed calls before timing (after tracing).")
 flags.DEFINE_integer("max_objects", 4, "Objects K = 1..max_objects for the batching saving.")
@@ -79,9 +81,8 @@ flags.DEFINE_string("tag", None, "Result file name; default from CPU model, core
 flags.DEFINE_bool("portable", True, "Also the portable section: lite vs VGG16 per frame and TF vs "
                   "LiteRT vs onnxruntime on the same inputs (skipped, with the reason printed, "
                   "when ai-edge-litert / tf2onnx / onnxruntime are not installed).")
-flags.DEFINE_string("portable_size", "x".join(map(str, portable.DEFAULT_FRAME)),
-                    "Frame HxW of the portable section (default: the original's YouTube-VOS "
-                    "size; --quick uses its first size).")
+define_size("portable_size", str(portable.DEFAULT_SIZE), "Frame size of the portable section "
+            "(default: the original's YouTube-VOS size; --quick uses its first size)")
 flags.DEFINE_integer("portable_objects", portable.DEFAULT_OBJECTS,
                      "Objects K sharing the frame in the portable section.")
 flags.DEFINE_bool("only_portable", False, "Run only the portable section (at --portable_size, "
@@ -95,7 +96,7 @@ SAMPLE_SEQUENCE = "car-shadow"
 
 def matmul_ceilings(size: int, runs: int, warmup: int) -> dict:
     out = {}
-    for precision in PRECISION_POLICIES:
+    for precision in CPU_PRECISIONS:
         a = tf.cast(tf.random.stateless_normal((size, size), (1, 2)), precision)
         b = tf.cast(tf.random.stateless_normal((size, size), (3, 4)), precision)
         fn = tf.function(lambda: tf.matmul(a, b)[0, 0])
@@ -206,7 +207,7 @@ def segmentation_speed(models: dict, sizes, precisions, max_objects, runs, warmu
 def modulator_cost(model, runs, warmup) -> dict:
     guide = tf.constant(np.random.default_rng(1).normal(0, 60, (1, 224, 224, 3)), tf.float32)
     out = {}
-    for precision in PRECISION_POLICIES:
+    for precision in CPU_PRECISIONS:
         fns = LocalEngine(model, precision)
         out[precision] = time_interleaved({"modulator": lambda: fns.gamma(guide).numpy()},
                                           runs, warmup)["modulator"]
@@ -459,12 +460,12 @@ def run(quick: bool, sizes, runs: int, warmup: int, max_objects: int, finetune_s
     result = {"environment": env, "width_multiplier": width, "runs": runs, "warmup": warmup}
     result["matmul_ceiling"] = matmul_ceilings(matmul_size, runs, warmup)
     result["segmentation"] = segmentation_speed(
-        {"osmn": osmn, "plain": plain}, sizes, list(PRECISION_POLICIES), max_objects, runs,
+        {"osmn": osmn, "plain": plain}, sizes, list(CPU_PRECISIONS), max_objects, runs,
         warmup, use_xla, use_eager, result["matmul_ceiling"])
     # The tool's own per-frame call against the engine's bare call, at the sample's size.
     rgb, labels = sample_frames(max(loop_frames, 4), sizes[0] if quick else None)
     result["tool_loop"] = {}
-    for precision in PRECISION_POLICIES:
+    for precision in CPU_PRECISIONS:
         print(f"timing the tool loop, {precision}", flush=True)
         result["tool_loop"][precision] = tool_loop(osmn, precision, rgb, labels, runs,
                                                    0 if quick else loop_frames)
@@ -502,11 +503,10 @@ def _finish(result: dict, env: dict, output_dir, tag, quick: bool) -> dict:
 def main(argv):
     if len(argv) > 1:
         raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
-    (portable_size,) = parse_sizes([FLAGS.portable_size], "--portable_size")
-    run(FLAGS.quick, parse_sizes(FLAGS.sizes), FLAGS.runs, FLAGS.warmup, FLAGS.max_objects,
+    run(FLAGS.quick, [size.hw for size in FLAGS.sizes], FLAGS.runs, FLAGS.warmup, FLAGS.max_objects,
         FLAGS.finetune_steps, FLAGS.matmul_size, FLAGS.xla, FLAGS.eager, FLAGS.accuracy_frames,
         FLAGS.checkpoint, FLAGS.output_dir, FLAGS.tag, FLAGS.portable or FLAGS.only_portable,
-        portable_size, FLAGS.portable_objects, FLAGS.only_portable, FLAGS.loop_frames)
+        FLAGS.portable_size.hw, FLAGS.portable_objects, FLAGS.only_portable, FLAGS.loop_frames)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from flops import keras_conv_macs
 from osmn.errors import UserError
 from osmn.io import atomic_write
 from osmn.kernels.cpu import cpu_flags, cpu_model
-from osmn.inference.engine import PRECISION_POLICIES
+from osmn.precision import dtype_policy
 
 
 QUICK_WIDTH = 1 / 16  # --quick: the tests' tiny width.
@@ -75,13 +75,9 @@ def he_randomize(model, seed: int = 0) -> None:
 
 def bare_trunk(precision: str):
     """keras.applications.VGG16 conv trunk at `precision`, as a traced function of the image."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(PRECISION_POLICIES[precision])
-    try:
+    with dtype_policy(precision):
         vgg = keras.applications.VGG16(include_top=False, weights=None,
                                        input_shape=(None, None, 3))
-    finally:
-        keras.config.set_dtype_policy(previous)
     return tf.function(lambda image: vgg(image),
                        input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32)])
 
@@ -113,17 +109,6 @@ def write_json(result: dict, path) -> pathlib.Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, json.dumps(result, indent=1, sort_keys=False))
     return path
-
-
-def parse_sizes(values, flag: str = "--sizes"):
-    """["480x854", ...] -> [(480, 854), ...]; UserError naming `flag` otherwise."""
-    sizes = []
-    for value in values:
-        match = re.fullmatch(r"(\d+)x(\d+)", value.strip())
-        if not match:
-            raise UserError(f"{flag}: {value!r} is not HxW (e.g. 480x854)")
-        sizes.append((int(match.group(1)), int(match.group(2))))
-    return sizes
 
 
 # --- entry point ------------------------------------------------------------------------------

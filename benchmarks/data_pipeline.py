@@ -29,8 +29,8 @@ flags.DEFINE_integer("batches", 10, "Timed batches per pipeline.")
 flags.DEFINE_integer("warmup", 2, "Untimed batches first (tracing, iterator start).")
 flags.DEFINE_list("widths", ["0.0625", "0.125"], "Model width multipliers for the step time.")
 flags.DEFINE_integer("steps", 3, "Timed training steps per width and batch shape.")
-flags.DEFINE_string("coco_dir", "data/coco_sample", "COCO root.")
-flags.DEFINE_string("davis_dir", "data/davis_sample", "DAVIS root.")
+flags.DEFINE_string("coco_data_dir", "data/coco_sample", "COCO root.")
+flags.DEFINE_string("davis_data_dir", "data/davis_sample", "DAVIS root.")
 flags.DEFINE_string("output", "benchmarks/results/data_pipeline.json", "JSON result file.")
 FLAGS = flags.FLAGS
 
@@ -98,8 +98,8 @@ def main(argv):
     load_before = os.getloadavg()
     try:
         pipelines = [
-            time_pipeline(RECIPES["coco_stage1"], FLAGS.coco_dir, FLAGS.batches, FLAGS.warmup),
-            time_pipeline(RECIPES["davis_stage2"], FLAGS.davis_dir, FLAGS.batches, FLAGS.warmup),
+            time_pipeline(RECIPES["coco_stage1"], FLAGS.coco_data_dir, FLAGS.batches, FLAGS.warmup),
+            time_pipeline(RECIPES["davis_stage2"], FLAGS.davis_data_dir, FLAGS.batches, FLAGS.warmup),
         ]
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

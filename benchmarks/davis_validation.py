@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from absl import flags  # noqa: E402
 
-from osmn.cli import run_tool  # noqa: E402
+from osmn.cli import define_size_list, run_tool  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
 
 flags.DEFINE_string("run", None, "Training run folder (checkpoints/ and model.keras), or a "
@@ -36,25 +36,14 @@ flags.DEFINE_string("data_dir", str(REPO.parent / "shared/data/davis2016_train")
                     "DAVIS root holding the sequences of --split.")
 flags.DEFINE_string("split", str(REPO / "data/davis16_splits/val.txt"),
                     "Text file, one sequence per line (# comments).")
-flags.DEFINE_list("working_sizes", ["427x240"], "Working sizes WIDTHxHEIGHT ('native': each "
-                  "frame's own size).")
+define_size_list("working_sizes", ["427x240"], "Working sizes (native: each frame's own size)",
+                 special=("native",))
 flags.DEFINE_enum("checkpoints", "final", ["final", "all"], "Evaluate the final model.keras "
                   "only, or every kept checkpoint of the run too.")
 flags.DEFINE_list("finetune_steps", ["0"], "Online fine-tuning steps per object on frame 0 "
                   "(paper Table 3), one evaluation per value.")
 flags.DEFINE_string("tag", None, "Result name: benchmarks/results/<tag>.json and .md.")
 FLAGS = flags.FLAGS
-
-
-def _size(text):
-    if text == "native":
-        return None
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UserError(f"--working_sizes: expected WIDTHxHEIGHT or native, got {text!r}") \
-            from None
-    return width, height
 
 
 def _sequences(split) -> list:
@@ -119,7 +108,7 @@ def main(argv):
         raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS.run or not FLAGS.tag:
         raise UserError("--run and --tag: both required")
-    sizes = [_size(s) for s in FLAGS.working_sizes]
+    sizes = [None if s == "native" else s for s in FLAGS.working_sizes]
     try:
         finetune = [int(v) for v in FLAGS.finetune_steps]
     except ValueError:
@@ -144,7 +133,7 @@ def main(argv):
                         n, t = segment_sequence(model, video, mask, out, size, steps)
                         frames, seconds = frames + n, seconds + t
                     rows.append({"model": name, "step": step,
-                                 "working_size": "native" if size is None else f"{size[0]}x{size[1]}",
+                                 "working_size": "native" if size is None else str(size),
                                  "finetune_steps": steps, "frames": frames,
                                  "seconds": round(seconds, 1),
                                  "seconds_per_video": round(seconds / len(videos), 1),

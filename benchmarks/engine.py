@@ -1,7 +1,7 @@
 """The inference engine's choices and the tool's own loop, measured on this machine.
 
-    python benchmarks/engine.py               # both backbones, full width, 480x854 (~10 min)
-    python benchmarks/engine.py --quick       # width 1/16, 64x96, 300 frames: a smoke test
+    python benchmarks/engine.py               # both backbones, full width, 854x480 (~10 min)
+    python benchmarks/engine.py --quick       # width 1/16, 96x64, 300 frames: a smoke test
 
 Three sections, written to benchmarks/results/engine-<host tag>-<date>.json:
 
@@ -40,18 +40,22 @@ import tensorflow as tf  # noqa: E402
 from common import QUICK_WIDTH, entry, environment, he_randomize, host_tag, write_json  # noqa: E402
 from timing import time_interleaved  # noqa: E402
 from tool_loop import long_video, sample_frames, tool_loop  # noqa: E402
+from osmn.cli import define_enum_list, define_size  # noqa: E402
+from osmn.config import BACKBONES  # noqa: E402
 from osmn.inference import LocalEngine  # noqa: E402
 from osmn.inference.engine import choose_precision, default_jit_compile  # noqa: E402
 from osmn.model import OSMN  # noqa: E402
+from osmn.precision import CPU_PRECISIONS  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Smoke test: width 1/16, 64x96, few runs, 300 long frames.")
 flags.DEFINE_integer("runs", 5, "Timed runs per candidate (median reported).")
-flags.DEFINE_list("backbones", ["vgg16", "lite"], "Backbones of the precision choice.")
-flags.DEFINE_list("tool_precisions", ["float32", "bfloat16"], "Precisions of the tool loop.")
+define_enum_list("backbones", ["vgg16", "lite"], BACKBONES, "Backbones of the precision choice")
+define_enum_list("tool_precisions", list(CPU_PRECISIONS), CPU_PRECISIONS,
+                 "Precisions of the tool loop")
 flags.DEFINE_integer("loop_frames", 12, "Sample frames through the whole driver loop.")
 flags.DEFINE_integer("long_frames", 5000, "Frames of the synthetic long video (0: skip).")
-flags.DEFINE_string("long_size", "64x96", "HxW of the synthetic long video.")
+define_size("long_size", "96x64", "Frame size of the synthetic long video")
 flags.DEFINE_float("long_width", 1 / 16, "Width multiplier of the long video's VGG16 model "
                    "(memory, not speed, is measured there: a narrow model keeps 5,000 frames "
                    "short).")
@@ -119,9 +123,8 @@ def main(argv):
         save()
     long_frames = min(FLAGS.long_frames, 300) if quick else FLAGS.long_frames
     if long_frames > 100:
-        height, wide = (int(v) for v in FLAGS.long_size.split("x"))
         narrow = _model("vgg16", QUICK_WIDTH if quick else FLAGS.long_width, seed=2)
-        result["long_video"] = long_video(narrow, long_frames, (height, wide))
+        result["long_video"] = long_video(narrow, long_frames, FLAGS.long_size.hw)
         result["long_video"]["width_multiplier"] = narrow.model_config.width_multiplier
         save()
     for backbone in FLAGS.backbones:

@@ -1,6 +1,6 @@
 """Per-frame speed of the `segment` half: lite vs VGG16, and TF vs LiteRT vs onnxruntime.
 
-    python benchmarks/portable.py                       # full width, 256x448, 2 objects
+    python benchmarks/portable.py                       # full width, 448x256, 2 objects
     python benchmarks/portable.py --quick               # width 1/16, a smoke test
 
 `benchmarks/benchmark.py` runs the same section (`portable_section`) as part of its one run.
@@ -33,26 +33,27 @@ import numpy as np  # noqa: E402
 from common import QUICK_WIDTH, entry, environment, he_randomize, host_tag, write_json  # noqa: E402
 from timing import time_interleaved  # noqa: E402
 from osmn import config  # noqa: E402
+from osmn.cli import FrameSize, define_enum_list, define_size  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
 
 FLAGS = flags.FLAGS
 BACKBONES = ("lite", "vgg16")
 # The runtimes' Python packages (optional extras, docs/lite_and_portable.md).
 EXTRAS = ("ai_edge_litert", "tf2onnx", "onnxruntime")
-# The frame of the section, (H, W): the original's YouTube-VOS working size.
-DEFAULT_FRAME = tuple(reversed(config.YOUTUBE_VOS_IM_SIZE))
+# The frame of the section: the original's YouTube-VOS working size; DEFAULT_FRAME is (H, W).
+DEFAULT_SIZE = FrameSize(*config.YOUTUBE_VOS_IM_SIZE)
+DEFAULT_FRAME = DEFAULT_SIZE.hw
 DEFAULT_OBJECTS = 2
 
 
 def _define_flags() -> None:
     """This script's flags; only when run as a script (benchmark.py imports the functions)."""
     flags.DEFINE_bool("quick", False, f"Width {QUICK_WIDTH}, 2 runs: a smoke test.")
-    flags.DEFINE_integer("height", DEFAULT_FRAME[0], "Frame height (256x448 is the original's "
-                         "YouTube-VOS size).")
-    flags.DEFINE_integer("width", DEFAULT_FRAME[1], "Frame width.")
+    define_size("size", str(DEFAULT_SIZE), "Frame size (default: the original's YouTube-VOS "
+                "size)")
     flags.DEFINE_integer("objects", DEFAULT_OBJECTS, "Objects per frame (K).")
     flags.DEFINE_integer("runs", 5, "Timed runs per candidate.")
-    flags.DEFINE_list("backbones", list(BACKBONES), "Backbones to measure.")
+    define_enum_list("backbones", list(BACKBONES), BACKBONES, "Backbones to measure")
     flags.DEFINE_string("output_dir", str(REPO / "benchmarks" / "results"), "Where the JSON goes.")
 
 
@@ -160,7 +161,7 @@ def main(argv):
     runs = 2 if FLAGS.quick else FLAGS.runs
     env = environment()
     result = {"environment": env, **portable_section(
-        width_multiplier, FLAGS.height, FLAGS.width, FLAGS.objects, runs, FLAGS.backbones)}
+        width_multiplier, FLAGS.size.height, FLAGS.size.width, FLAGS.objects, runs, FLAGS.backbones)}
     result["load_average_end"] = list(os.getloadavg())
     path = write_json(result, pathlib.Path(FLAGS.output_dir)
                       / f"portable-{host_tag(env, FLAGS.quick)}.json")

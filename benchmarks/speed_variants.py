@@ -1,6 +1,6 @@
 """Each choice of the inference formulation timed against its alternative (docs/performance.md).
 
-    python benchmarks/speed_variants.py                       # 480x854, full width, f32 and bf16
+    python benchmarks/speed_variants.py                       # 854x480, full width, f32 and bf16
     TF_ENABLE_ONEDNN_OPTS=0 python benchmarks/speed_variants.py --only_trunk_and_frame
     python benchmarks/speed_variants.py --only_frames --precisions bfloat16 --runs 41
 
@@ -41,19 +41,20 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from common import (bare_trunk, entry, environment, frame_inputs,  # noqa: E402
-                    he_randomize, host_tag, parse_sizes, write_json)
+                    he_randomize, host_tag, write_json)
 from reference import original_segment  # noqa: E402
 from timing import fastest_mean, time_interleaved  # noqa: E402
+from osmn.cli import define_enum_list, define_size  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
 from osmn.model import OSMN  # noqa: E402
-from osmn.inference.engine import (PRECISION_POLICIES, LocalEngine,  # noqa: E402
-                                   segment_objects)
+from osmn.inference.engine import LocalEngine, segment_objects  # noqa: E402
 from osmn.inference.engine.modulation_pass import (modulate_native,  # noqa: E402
                                         modulate_pool_taps_native, modulate_xla,
                                         native_status)
+from osmn.precision import CPU_PRECISIONS  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("size", "480x854", "Frame size HxW.")
+define_size("size", "854x480", "Frame size")
 flags.DEFINE_integer("runs", 5, "Timed runs (median reported).")
 flags.DEFINE_integer("max_objects", 4, "K = 1..max_objects for old vs new multi-object.")
 flags.DEFINE_bool("only_trunk_and_frame", False, "Only the bare trunk and the current frame "
@@ -61,7 +62,7 @@ flags.DEFINE_bool("only_trunk_and_frame", False, "Only the bare trunk and the cu
 flags.DEFINE_bool("only_frames", False, "Only whole frames (K = 1): bare trunk, the current "
                   "frame, the plain FCN and the frame variants of head_and_kernel_variants; "
                   "with many --runs, for an unsteady machine (compare the fastest runs).")
-flags.DEFINE_list("precisions", list(PRECISION_POLICIES), "Precisions to time.")
+define_enum_list("precisions", list(CPU_PRECISIONS), CPU_PRECISIONS, "Precisions to time")
 flags.DEFINE_string("output_dir", "benchmarks/results", "Where the JSON goes.")
 
 
@@ -219,7 +220,7 @@ def frame_loop_variants(frames: int = 12):
 def main(argv):
     if len(argv) > 1:
         raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
-    (height, width), = parse_sizes([FLAGS.size], "--size")
+    width, height = FLAGS.size
     env = environment()
     model = OSMN({})
     he_randomize(model)
@@ -229,10 +230,7 @@ def main(argv):
     image, guides = frame_inputs(k_max, height, width)
     gammas = tf.constant(np.random.default_rng(0).normal(1, 0.1, (k_max, model.gamma_size)),
                          tf.float32)
-    results = {"environment": env, "size": FLAGS.size}
-    unknown = set(FLAGS.precisions) - set(PRECISION_POLICIES)
-    if unknown:
-        raise UserError(f"--precisions: {sorted(unknown)} not in {list(PRECISION_POLICIES)}")
+    results = {"environment": env, "size": str(FLAGS.size)}
     sections = not (FLAGS.only_trunk_and_frame or FLAGS.only_frames)
     for precision in FLAGS.precisions:
         trunk = bare_trunk(precision)

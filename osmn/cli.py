@@ -1,4 +1,6 @@
-"""The one way every tool in `tools/` starts, so that all report user errors alike.
+"""The one way every tool in `tools/` starts, so that all report user errors alike, and the flag
+types the tools share: sizes in one form, WIDTHxHEIGHT (`define_size`, `define_size_list`,
+`parse_size`), and comma-separated lists of fixed words (`define_enum_list`).
 
 Import this module before TensorFlow or Keras: it quiets TensorFlow's start-up logging.
 
@@ -25,6 +27,7 @@ import re
 import signal
 import sys
 import tempfile
+from typing import NamedTuple, Optional, Tuple
 
 # TensorFlow's start-up lines (CPU features, oneDNN, "could not find cuda drivers", cuInit on
 # machines without a GPU) are not for users of the tools; errors reach them as one line instead.
@@ -202,28 +205,125 @@ def no_extra_arguments(argv) -> None:
         raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
 
 
-# Largest --im_size side: 4096 covers 4K video (3840x2160); beyond it one frame's activations
-# (VGG16 at full width) need tens of GB.
-MAX_IM_SIDE = 4096
+# --- size flags ------------------------------------------------------------------------------
+# Every size on a command line is WIDTHxHEIGHT (width first, as video tools write it): one form,
+# parsed by `parse_size`, whatever the tool. Configs keep their own order (TrainConfig's
+# (height, width) tuples): `FrameSize.hw` is the one conversion.
+
+SIZE_FORM = "WIDTHxHEIGHT, e.g. 854x480"
+
+# Sides of every size flag, working and training sizes alike. 32: the lower bound of
+# ModelConfig.working_size and TrainConfig.image_sizes/crop_size. 4096 covers 4K video
+# (3840x2160); beyond it one frame's activations (VGG16 at full width) need tens of GB, and a
+# training batch more still: no useful training size comes near it.
+MIN_SIDE = 32
+MAX_SIDE = 4096
 
 
-def parse_im_size(values):
-    """`--im_size` (a flag list "W,H", or one "WxH") -> (width, height), or None when unset.
+class FrameSize(NamedTuple):
+    """A size from a size flag: (width, height) in pixels, the order of `--im_size` values and
+    of `ModelConfig.working_size`."""
+
+    width: int
+    height: int
+
+    @property
+    def hw(self) -> Tuple[int, int]:
+        """(height, width): the order of `TrainConfig.image_sizes`/`crop_size` and of tensors."""
+        return self.height, self.width
+
+    def __str__(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
+def _size(text) -> FrameSize:
+    match = re.fullmatch(r"\s*(\d+)x(\d+)\s*", str(text))
+    if not match:
+        raise ValueError(f"expected {SIZE_FORM}, got {text!r}")
+    size = FrameSize(int(match.group(1)), int(match.group(2)))
+    if not (MIN_SIDE <= size.width <= MAX_SIDE and MIN_SIDE <= size.height <= MAX_SIDE):
+        raise ValueError(f"width and height must be in {MIN_SIDE}..{MAX_SIDE}, got {size}")
+    return size
+
+
+def parse_size(text: str, flag: str) -> FrameSize:
+    """"WIDTHxHEIGHT" (e.g. "854x480") -> FrameSize(width=854, height=480): the one parser of
+    every size flag (`define_size`, `define_size_list`).
 
     Raises:
-        UserError: not two integers, or a side outside 32..MAX_IM_SIDE.
+        UserError: naming `flag` (e.g. "--im_size"): not WIDTHxHEIGHT, or a side outside
+            MIN_SIDE..MAX_SIDE.
     """
-    if values is None:
-        return None
-    if len(values) == 1 and "x" in values[0]:
-        values = values[0].split("x")
     try:
-        width, height = (int(v) for v in values)
-    except ValueError:
-        raise UserError(f"--im_size: expected W,H (two integers), got {','.join(values)}") from None
-    if width < 32 or height < 32:
-        raise UserError(f"--im_size: width and height must be >= 32, got {width}x{height}")
-    if width > MAX_IM_SIDE or height > MAX_IM_SIDE:
-        raise UserError(f"--im_size: width and height must be <= {MAX_IM_SIDE}, got "
-                        f"{width}x{height}")
-    return width, height
+        return _size(text)
+    except ValueError as error:
+        raise UserError(f"{flag}: {error}") from None
+
+
+class _SizeParser(flags.ArgumentParser):
+    """absl parser of one size flag: a bad value is absl's one-line flag error."""
+
+    def parse(self, argument):
+        return argument if isinstance(argument, FrameSize) else _size(argument)
+
+    def flag_type(self):
+        return "size"
+
+
+class _ListParser(flags.ListParser):
+    """A comma-separated list whose items are checked one by one by `item(text)`."""
+
+    def __init__(self, item, flag_type: str):
+        super().__init__()
+        self._item, self._type = item, flag_type
+
+    def parse(self, argument):
+        return [self._item(value) for value in super().parse(argument)]
+
+    def flag_type(self):
+        return self._type
+
+
+def _caller_module() -> str:
+    """The defining tool's module name, so that `--help` lists the flag with the tool's own."""
+    name = sys._getframe(2).f_globals.get("__name__")
+    return sys.argv[0] if name == "__main__" else name
+
+
+def define_size(name: str, default: Optional[str], help: str,  # noqa: A002 (absl's name)
+                flag_values=flags.FLAGS) -> None:
+    """A size flag: FLAGS.<name> is a `FrameSize` (or None when unset). The help text says the
+    form; a bad value stops the tool with one line naming the flag (exit 2, `run_tool`)."""
+    flags.DEFINE(_SizeParser(), name, default, f"{help} ({SIZE_FORM}).", flag_values,
+                 module_name=_caller_module())
+
+
+def define_size_list(name: str, default, help: str, special=(),  # noqa: A002
+                     flag_values=flags.FLAGS) -> None:
+    """A comma-separated list of sizes: FLAGS.<name> is a list of `FrameSize`; a word of
+    `special` (e.g. "native") stays a string."""
+    parser = _SizeParser()
+
+    def item(value):
+        return value if value in special else parser.parse(value)
+
+    words = "".join(f" or {word}" for word in special)
+    flags.DEFINE(_ListParser(item, "list of sizes"), name, default,
+                 f"{help} (comma-separated, each {SIZE_FORM}{words}).", flag_values,
+                 serializer=flags.CsvListSerializer(","), module_name=_caller_module())
+
+
+def define_enum_list(name: str, default, values, help: str,  # noqa: A002
+                     flag_values=flags.FLAGS) -> None:
+    """A comma-separated list of words from `values` (FLAGS.<name>: list of str); a word not in
+    `values` stops the tool with one line naming the flag and the allowed words."""
+    values = tuple(values)
+
+    def item(value):
+        if value not in values:
+            raise ValueError(f"{value!r} is not one of <{'|'.join(values)}>")
+        return value
+
+    flags.DEFINE(_ListParser(item, "list"), name, default,
+                 f"{help} (comma-separated, each one of {', '.join(values)}).", flag_values,
+                 serializer=flags.CsvListSerializer(","), module_name=_caller_module())

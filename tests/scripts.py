@@ -2,7 +2,9 @@
 
 They are scripts, not package modules, so they are loaded from their files; each is loaded once
 per test session and registered in `sys.modules` (absl flags may be defined only once, and
-dataclasses look their module up there).
+dataclasses look their module up there). The tools share flag names (one vocabulary: --output,
+--data_dir, --checkpoint, --precision, ...): in one test process a shared flag belongs to the
+script loaded last.
 """
 
 import importlib.util
@@ -11,7 +13,17 @@ import pathlib
 import subprocess
 import sys
 
+from absl import flags
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+_LOADED = set()  # module names of the scripts loaded so far
+
+
+def _loaded_scripts_flags():
+    return [flag for module, defined in flags.FLAGS.flags_by_module_dict().items()
+            if module in _LOADED for flag in defined]
 
 
 def load_script(relative_path: str, module_name: str):
@@ -20,7 +32,18 @@ def load_script(relative_path: str, module_name: str):
         spec = importlib.util.spec_from_file_location(module_name, REPO / relative_path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
-        spec.loader.exec_module(module)
+        shared = _loaded_scripts_flags()
+        for flag in shared:  # defined again by this script: absl replaces it
+            flag.allow_override = True
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[module_name]
+            raise
+        finally:
+            for flag in shared:
+                flag.allow_override = False
+        _LOADED.add(module_name)
     return sys.modules[module_name]
 
 

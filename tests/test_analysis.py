@@ -293,8 +293,8 @@ def _stderr_lines(process):
 
 def test_tool_on_coco_sample_writes_the_figures(checkpoint, tmp_path):
     out = tmp_path / "analysis"
-    process = _tool(f"--checkpoint={checkpoint}", "--source=coco", f"--data={COCO_IMAGES}",
-                    f"--coco_annotations={COCO_ANNOTATIONS}", f"--output={out}",
+    process = _tool(f"--checkpoint={checkpoint}", "--source=coco", f"--data_dir={COCO_IMAGES}",
+                    f"--annotation_file={COCO_ANNOTATIONS}", f"--output={out}",
                     "--min_area_fraction=0", "--max_objects=5")
     assert process.returncode == 0, process.stderr
     assert "Analysing 5 object(s) in 2 categor" in process.stdout
@@ -303,10 +303,13 @@ def test_tool_on_coco_sample_writes_the_figures(checkpoint, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--checkpoint={tmp}/missing.keras", "--data=" + str(DAVIS_SAMPLE)], "model file not found"),
-    (["--checkpoint={tmp}/corrupt.keras", "--data=" + str(DAVIS_SAMPLE)], "not a readable OSMN"),
-    (["--data={tmp}/no_such_dir"], "--data: {tmp}/no_such_dir: folder not found"),
-    (["--data=" + str(DAVIS_SAMPLE), "--source=youtube"], "--source: expected davis or coco"),
+    (["--checkpoint={tmp}/missing.keras", "--data_dir=" + str(DAVIS_SAMPLE)],
+     "model file not found"),
+    (["--checkpoint={tmp}/corrupt.keras", "--data_dir=" + str(DAVIS_SAMPLE)],
+     "not a readable OSMN"),
+    (["--data_dir={tmp}/no_such_dir"], "--data_dir: {tmp}/no_such_dir: folder not found"),
+    (["--data_dir=" + str(DAVIS_SAMPLE), "--source=youtube"],
+     "--source=youtube: value should be one of <davis|coco>"),
 ])
 def test_tool_bad_paths_give_one_line_and_exit_code_2(tmp_path, args, message):
     (tmp_path / "corrupt.keras").write_bytes(b"not a zip file")

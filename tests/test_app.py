@@ -25,7 +25,7 @@ from conftest import DAVIS_SAMPLE, REPO, SAMPLE_SEQUENCE
 
 pytestmark = pytest.mark.slow  # a server, a browser, and tools/infer.py: ~3 min on 2 cores
 
-IM_SIZE = "214,120"
+IM_SIZE = "214x120"
 CLIENT_FRAMES = 8
 STARTUP_SECONDS = 300  # TF import and model load on a loaded 2-core machine
 FIRST_MASK = DAVIS_SAMPLE / "Annotations" / "480p" / SAMPLE_SEQUENCE / "00000.png"

@@ -120,9 +120,9 @@ def test_quick_benchmark_writes_a_complete_result(tmp_path):
 
 def test_bad_sizes_flag_is_one_line_and_exit_code_2(tmp_path):
     done = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "benchmark.py"), "--sizes", "480by854",
+        [sys.executable, str(REPO / "benchmarks" / "benchmark.py"), "--sizes", "854by480",
          "--output_dir", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines()[-1] == "error: --sizes: '480by854' is not HxW " \
-        "(e.g. 480x854)"
+    assert done.stderr.strip().splitlines()[-1] == "error: bad flag: flag --sizes=854by480: " \
+        "expected WIDTHxHEIGHT, e.g. 854x480, got '854by480'"
     assert not list(tmp_path.iterdir())

@@ -357,7 +357,7 @@ def test_tool_converts_checks_and_writes_keras(tiny_checkpoint, tmp_path):
     assert_model_holds(load_osmn(output), arrays)
     assert [p.name for p in output.parent.iterdir()] == ["osmn.keras"]  # no temp files left
 
-    result = run_tool(f"--model={output}", f"--check={bad}")
+    result = run_tool(f"--checkpoint={output}", f"--check={bad}")
     assert result.returncode == 1, result.stderr
 
 

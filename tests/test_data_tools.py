@@ -24,7 +24,7 @@ def run(*args):
 
 def test_make_coco_sample_reproduces_the_shipped_file(tmp_path):
     out = tmp_path / "coco"
-    result = run("tools/make_coco_sample.py", f"--output_dir={out}")
+    result = run("tools/make_coco_sample.py", f"--output={out}")
     assert result.returncode == 0, result.stderr
     made = json.loads((out / "annotations/instances_train2017.json").read_text())
     shipped = json.loads((DATA / "coco_sample/annotations/instances_train2017.json").read_text())
@@ -35,8 +35,8 @@ def test_make_coco_sample_reproduces_the_shipped_file(tmp_path):
 
 
 def test_make_coco_sample_bad_flag_exit_2(tmp_path):
-    result = run("tools/make_coco_sample.py", f"--davis_dir={tmp_path}",
-                 f"--output_dir={tmp_path / 'out'}")
+    result = run("tools/make_coco_sample.py", f"--data_dir={tmp_path}",
+                 f"--output={tmp_path / 'out'}")
     assert result.returncode == 2
     errors = error_lines(result.stderr)
     assert len(errors) == 1 and "not found" in errors[0]

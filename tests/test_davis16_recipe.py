@@ -205,7 +205,7 @@ def test_a_few_training_steps_from_the_imagenet_file(tmp_path):
     run = tmp_path / "run"
     done = run_tool("train", f"--flagfile={DATA / 'davis16_lite.flags'}", f"--data_dir={root}",
                     "--split=train", f"--train_dir={run}", "--steps=2", "--batch_size=2",
-                    "--image_sizes=96x171", "--crop_size=64x96", "--bn_recalibration_batches=1",
+                    "--image_sizes=171x96", "--crop_size=96x64", "--bn_recalibration_batches=1",
                     "--checkpoint_every=2", "--noprogress", "--summary_every=0")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "initialised both MobileNets from ImageNet" in done.stderr

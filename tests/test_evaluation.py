@@ -226,7 +226,7 @@ def test_tool_on_the_shipped_sample(eval_tool, davis_sample, tmp_path):
     for path in sorted(gt.glob("*.png")):
         write_mask(tmp_path / "bg/car-shadow" / path.name, np.zeros((480, 854), np.uint8))
     eval_tool.run(str(tmp_path / "bg"), str(davis_sample), year="2016",
-                  csv_dir=str(tmp_path / "csv"))
+                  output=str(tmp_path / "csv"))
     with open(tmp_path / "csv/per-sequence_results-val.csv") as f:
         rows = list(csv.DictReader(f))
     assert rows[0]["Sequence"] == "car-shadow_1"

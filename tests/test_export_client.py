@@ -225,7 +225,7 @@ def test_serve_client_segments_the_video_like_infer(served, small_video, tmp_pat
     output = tmp_path / "out"
     done = subprocess.run(
         [sys.executable, str(REPO / "tools" / "serve_client.py"), "--server", server.url,
-         "--model", "osmn", "--video", str(small_video["frames"]), "--mask",
+         "--model_name", "osmn", "--video", str(small_video["frames"]), "--mask",
          str(small_video["mask"]), "--output", str(output)],
         cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -112,7 +112,7 @@ def test_eval_scores_lite_results(lite_results, tmp_path):
     (truth / "Annotations/480p" / SEQUENCE).mkdir(parents=True)
     for path in sorted((SAMPLE / "Annotations/480p" / SEQUENCE).glob("*.png"))[:FRAMES]:
         shutil.copy(path, truth / "Annotations/480p" / SEQUENCE / path.name)
-    done = run_tool("eval", f"--results={results}", f"--davis={truth}", "--year=2016",
+    done = run_tool("eval", f"--results={results}", f"--data_dir={truth}", "--year=2016",
                 f"--sequences={SEQUENCE}")
     assert done.returncode == 0, done.stderr[-2000:]
     row = (results / "global_results-val.csv").read_text().splitlines()
@@ -163,7 +163,7 @@ def test_export_saved_model_of_a_lite_model(lite_checkpoint, tmp_path):
 
 # --- tools/train.py -------------------------------------------------------------------------
 
-TRAIN_ARGS = [f"--data_dir={SAMPLE}", "--width_multiplier=0.0625", "--image_sizes=64x96",
+TRAIN_ARGS = [f"--data_dir={SAMPLE}", "--width_multiplier=0.0625", "--image_sizes=96x64",
               "--batch_size=2", "--summary_every=0", "--noprogress", "--lr=1e-3",
               "--lr_boundaries=", "--seed=1"]
 
@@ -191,7 +191,8 @@ def test_train_tool_backbone_lite_two_steps(tmp_path):
     (["--recipe=sample", "--backbone=lite", "--he_init"],
      "error: he_init applies to the vgg16 backbone only"),
     (["--recipe=sample_lite", "--he_init"], "error: he_init applies to the vgg16 backbone only"),
-    (["--recipe=sample", "--backbone=mobilenet"], "error: --backbone=mobilenet: unknown"),
+    (["--recipe=sample", "--backbone=mobilenet"],
+     "error: bad flag: flag --backbone=mobilenet: value should be one of <vgg16|lite>"),
     (["--recipe=sample_lite", "--mod_early_conv"],
      "error: mod_early_conv applies to the vgg16 backbone only"),
     (["--recipe=sample_lite", "--imagenet_init", "--width_multiplier=1.0",

@@ -132,12 +132,13 @@ def test_unknown_format_fails_with_one_line(tmp_path):
     done = _run_tool("--format", "coreml", "--export_dir", str(tmp_path / "out"), cwd=tmp_path)
     assert done.returncode == 2
     assert _error_lines(done.stderr) == [
-        "error: --format must be one of saved_model, litert, onnx, got 'coreml'"]
+        "error: bad flag: flag --format=coreml: value should be one of <saved_model|litert|onnx>"]
     assert not (tmp_path / "out").exists()
     quant = _run_tool("--format", "litert", "--litert_quantization", "int4", cwd=tmp_path)
     assert quant.returncode == 2
     assert _error_lines(quant.stderr) == [
-        "error: --litert_quantization must be one of float16, int8, none, got 'int4'"]
+        "error: bad flag: flag --litert_quantization=int4: value should be one of "
+        "<float16|int8|none>"]
 
 
 @pytest.mark.slow

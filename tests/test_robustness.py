@@ -133,9 +133,9 @@ FOLDER_OUTPUTS = {  # tool -> (arguments before the output flag, the output flag
     "serve_client": (lambda t: ["--video", t["video"], "--mask", t["mask"],
                                 "--server", "http://127.0.0.1:9"], "--output"),
     "train": (lambda t: ["--recipe", "sample", "--data_dir", t["davis"]], "--train_dir"),
-    "eval": (lambda t: ["--results", t["davis"] / "Annotations" / "480p", "--davis",
-                        t["davis"], "--sequences", "short"], "--csv_dir"),
-    "analyze": (lambda t: ["--checkpoint", t["model"], "--data", t["davis"]], "--output"),
+    "eval": (lambda t: ["--results", t["davis"] / "Annotations" / "480p", "--data_dir",
+                        t["davis"], "--sequences", "short"], "--output"),
+    "analyze": (lambda t: ["--checkpoint", t["model"], "--data_dir", t["davis"]], "--output"),
     "export": (lambda t: ["--checkpoint", t["model"]], "--export_dir"),
 }
 
@@ -185,15 +185,47 @@ def test_show_samples_refuses_a_name_that_is_not_png(tmp_path, no_tensorflow):
 
 @pytest.mark.parametrize("flags,fragment", [
     (["--finetune_steps=-1"], "--finetune_steps"),
-    (["--im_size=100000,100000"], "--im_size"),
-    (["--im_size=8,8"], "--im_size"),
-    (["--im_size=wide"], "--im_size"),
+    (["--im_size=100000x100000"], "--im_size=100000x100000: width and height must be in 32..4096"),
+    (["--im_size=8x8"], "--im_size=8x8: width and height must be in 32..4096"),
+    (["--im_size=wide"], "--im_size=wide: expected WIDTHxHEIGHT, e.g. 854x480"),
+    (["--precision=float16"], "--precision=float16: value should be one of <auto|float32|bfloat16>"),
 ])
 def test_infer_flags_refused_before_tensorflow(flags, fragment, tiny, tmp_path, no_tensorflow):
     result = run("infer", "--video", tiny["video"], "--mask", tiny["mask"], "--output",
                  tmp_path / "out", *flags, no_tensorflow=no_tensorflow)
     assert_one_error_line(result, fragment)
     assert listing(tmp_path) == set()
+
+
+# Every size flag of the tools takes WIDTHxHEIGHT, one parser (osmn.cli.parse_size).
+# The app imports TensorFlow with its flag definitions (osmn.inference.session).
+TF_WITH_FLAGS = {"app"}
+SIZE_FLAGS = [("infer", "--im_size"), ("segment_many", "--im_size"), ("app", "--im_size"),
+              ("train", "--image_sizes"), ("train", "--crop_size"), ("make_synthetic", "--size")]
+
+
+@pytest.mark.parametrize("tool,flag", SIZE_FLAGS)
+def test_a_size_in_another_form_is_refused_in_one_line(tool, flag, tmp_path, no_tensorflow):
+    result = run(tool, f"{flag}=854,480",
+                 no_tensorflow=None if tool in TF_WITH_FLAGS else no_tensorflow)
+    assert_one_error_line(result, f"{flag}=854,480", "expected WIDTHxHEIGHT, e.g. 854x480")
+    assert listing(tmp_path) == set()
+
+
+@pytest.mark.parametrize("tool,flag,values", [
+    ("infer", "--precision", "auto|float32|bfloat16"),
+    ("segment_many", "--precision", "auto|float32|bfloat16"),
+    ("app", "--precision", "auto|float32|bfloat16"),
+    ("train", "--precision", "auto|float32|bfloat16|float16"),
+    ("train", "--strategy", "auto|mirrored|one_device|multi_worker"),
+    ("export", "--format", "saved_model|litert|onnx"),
+    ("analyze", "--source", "davis|coco"),
+    ("make_synthetic", "--annotate", "all|target"),
+])
+def test_an_unknown_enum_value_is_refused_in_one_line(tool, flag, values, no_tensorflow):
+    result = run(tool, f"{flag}=half",
+                 no_tensorflow=None if tool in TF_WITH_FLAGS else no_tensorflow)
+    assert_one_error_line(result, f"{flag}=half", f"<{values}>")
 
 
 # ------------------------------------------------------------- masks: one reader, lossy refused

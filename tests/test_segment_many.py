@@ -20,7 +20,7 @@ FRAMES = SAMPLE / "JPEGImages" / "480p" / "car-shadow"
 MASK = SAMPLE / "Annotations" / "480p" / "car-shadow" / "00000.png"
 # The settings given to both tools, explicitly, so that the comparison holds whatever the
 # tools' defaults are.
-SETTINGS = ("--im_size=214,120", "--precision=float32")
+SETTINGS = ("--im_size=214x120", "--precision=float32")
 BEAM = ("--runner=DirectRunner", "--direct_num_workers=2",
         "--direct_running_mode=multi_processing")
 

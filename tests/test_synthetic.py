@@ -194,7 +194,7 @@ def _tool(*args):
 def test_tool_writes_a_set_and_rejects_bad_flags(tmp_path):
     out = tmp_path / "val"
     done = _tool(f"--output={out}", "--family=twin", "--num_videos=2", "--frames=3",
-                 "--size=64x96", "--seed=4", "--split=val", "--annotate=target")
+                 "--size=96x64", "--seed=4", "--split=val", "--annotate=target")
     assert done.returncode == 0, done.stderr
     assert (out / "ImageSets/2017/val.txt").read_text().split() == ["twin-s4-000", "twin-s4-001"]
     mask = np.asarray(Image.open(out / "Annotations/480p/twin-s4-001/00002.png"))
@@ -203,7 +203,7 @@ def test_tool_writes_a_set_and_rejects_bad_flags(tmp_path):
                           ([f"--output={out}", "--family=twin"], "already exists"),
                           ([f"--output={tmp_path / 'b'}", "--family=pairs"], "--family"),
                           ([f"--output={tmp_path / 'b'}", "--family=twin", "--size=64"],
-                           "--size"),
+                           "--size=64: expected WIDTHxHEIGHT"),
                           ([f"--output={tmp_path / 'b'}", "--family=twin", "--num_videos=x"],
                            "num_videos")):
         done = _tool(*args)

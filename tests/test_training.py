@@ -3,6 +3,7 @@
 import json
 import pathlib
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -14,7 +15,7 @@ from osmn.model import load_osmn
 from osmn.training import TrainingDiverged, learning_rate_at, train
 from osmn.training.checkpoints import CONFIG_NAME, MODEL_NAME
 from osmn.training.summaries import prediction_panel
-from scripts import run_tool
+from scripts import load_tool, run_tool
 from tool_output import own_lines
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -106,15 +107,17 @@ def test_a_finished_run_resumes_to_nothing_without_building_its_input(tmp_path, 
     assert any(m.startswith("nothing to do") and "step 2 of 2" in m for m in messages)
 
 
-@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
-def test_mixed_precision_trains(tmp_path, sample_batch, precision):
+@pytest.mark.parametrize("precision, policy", [("bfloat16", "mixed_bfloat16"),
+                                               ("float16", "mixed_float16")])
+def test_mixed_precision_trains(tmp_path, sample_batch, precision, policy):
     recipe = tiny_recipe(steps=2)
     result = train(recipe, tmp_path, fixed_batch_fn(recipe, sample_batch), precision=precision,
                    summary_every=0, progress=False)
     assert all(np.isfinite(result.losses))
     model = load_osmn(tmp_path / MODEL_NAME)
-    assert model.dtype_policy.name == precision
-    if precision == "mixed_float16":  # loss scaling is part of the checkpoint
+    assert model.dtype_policy.name == policy
+    assert keras.config.dtype_policy().name == "float32"  # the global policy restored
+    if precision == "float16":  # loss scaling is part of the checkpoint
         reader = tf.train.load_checkpoint(result.checkpoint)
         assert any("dynamic_scale" in k for k in reader.get_variable_to_shape_map())
 
@@ -151,7 +154,7 @@ def _run_tool(*args):
 
 
 TOOL_ARGS = ["--recipe=sample", f"--data_dir={SAMPLE}", "--width_multiplier=0.0625",
-             f"--image_sizes={SIZE[0]}x{SIZE[1]}", "--batch_size=2", "--checkpoint_every=2",
+             f"--image_sizes={SIZE[1]}x{SIZE[0]}", "--batch_size=2", "--checkpoint_every=2",
              "--summary_every=0", "--noprogress", "--lr=1e-3", "--lr_boundaries=", "--seed=3"]
 
 
@@ -186,11 +189,13 @@ def test_killed_run_resumes_to_identical_weights(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--data_dir=/nonexistent/davis"], "--data_dir=/nonexistent/davis: no such directory"),
-    (["--source=imagenet"], "--source=imagenet: unknown"),
+    (["--source=imagenet"], "--source=imagenet: value should be one of <coco|davis|youtube_vos>"),
     (["--lr=-1e-4"], "--lr: learning rates must be positive"),
     (["--steps=many"], "--steps"),
-    (["--recipe=stage3"], "--recipe=stage3: unknown"),
-    (["--image_sizes=64by96"], "--image_sizes: expected HxW"),
+    (["--recipe=stage3"], "--recipe=stage3: value should be one of"),
+    (["--image_sizes=64by96"], "--image_sizes=64by96: expected WIDTHxHEIGHT, e.g. 854x480"),
+    (["--image_sizes=96x64,8x8"], "--image_sizes=96x64,8x8: width and height must be in 32..4096"),
+    (["--precision=half"], "--precision=half: value should be one of <auto|float32|bfloat16|float16>"),
 ])
 def test_bad_flags_fail_at_start_with_one_line(tmp_path, args, message):
     result = _run_tool(*TOOL_ARGS, f"--train_dir={tmp_path / 'run'}", *args)
@@ -258,3 +263,18 @@ def test_he_init_redraws_only_the_vgg_kernels():
     assert not np.asarray(vm.fc8.kernel).any()  # gamma still starts at exactly 1
     for layer in seg.side_convs + [seg.fuse]:  # the original's N(0, 0.001) kept
         np.testing.assert_array_equal(np.asarray(layer.kernel), before[layer.kernel.path])
+
+
+@pytest.mark.parametrize("flag_file", ["coco.flags", "davis.flags", "sample.flags"])
+def test_flag_files_give_their_recipes_sizes(flag_file, tmp_path):
+    """The flag files write sizes as WIDTHxHEIGHT; the recipes hold (height, width)."""
+    train_tool = load_tool("train")
+    train_tool.FLAGS.unparse_flags()
+    train_tool.FLAGS(["train", f"--flagfile={REPO / 'data' / flag_file}", f"--data_dir={SAMPLE}",
+                      f"--train_dir={tmp_path / 'run'}"])
+    try:
+        made = train_tool.config_from_flags()
+    finally:
+        train_tool.FLAGS.unparse_flags()
+    assert made.image_sizes == RECIPES[made.name].image_sizes
+    assert made == RECIPES[made.name]

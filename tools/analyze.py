@@ -1,10 +1,10 @@
 """Figures 5, 6 and 7 of the paper (what the modulators learn, §4.2) for any OSMN checkpoint.
 
     python tools/analyze.py --checkpoint data/sample_model.keras --source davis \
-        --data data/davis_sample --davis_frames 20 --output analysis_out
+        --data_dir data/davis_sample --davis_frames 20 --output analysis_out
 
-    python tools/analyze.py --checkpoint MODEL.keras --source coco --data coco/val2017 \
-        --coco_annotations coco/annotations/instances_val2017.json --categories paper \
+    python tools/analyze.py --checkpoint MODEL.keras --source coco --data_dir coco/val2017 \
+        --annotation_file coco/annotations/instances_val2017.json --categories paper \
         --output analysis_coco
 
 writes fig5_gamma_mds.png (+ .csv), fig6_gamma_std.png (+ .csv), fig7_spatial_scale_raw.png,
@@ -37,11 +37,11 @@ SOURCES = ("davis", "coco")
 
 flags.DEFINE_string("checkpoint", None, f"OSMN model (.keras, .weights.h5 + config.json, or a "
                     f"folder with model.keras). Default: {SHIPPED_MODEL}.")
-flags.DEFINE_string("data", None, "DAVIS root (--source davis) or COCO image folder "
+flags.DEFINE_string("data_dir", None, "DAVIS root (--source davis) or COCO image folder "
                     "(--source coco).")
-flags.DEFINE_string("source", "davis", f"Where the objects come from: {' or '.join(SOURCES)}. "
-                    "Categories are sequence names for DAVIS, COCO categories for COCO.")
-flags.DEFINE_string("coco_annotations", None, "COCO instance annotation json (--source coco).")
+flags.DEFINE_enum("source", "davis", SOURCES, "Where the objects come from. Categories are "
+                  "sequence names for DAVIS, COCO categories for COCO.")
+flags.DEFINE_string("annotation_file", None, "COCO instance annotation json (--source coco).")
 flags.DEFINE_string("output", None, "Output folder (created; existing files of the same names "
                     "are replaced).")
 flags.DEFINE_integer("max_objects", None, "Use at most this many objects (the first ones in "
@@ -73,16 +73,14 @@ def _load_model(path):
 
 
 def _check_flags():
-    if FLAGS.source not in SOURCES:
-        raise UserError(f"--source: expected {' or '.join(SOURCES)}, got {FLAGS.source!r}")
-    if not FLAGS.data:
-        raise UserError("--data: required (DAVIS root or COCO image folder)")
+    if not FLAGS.data_dir:
+        raise UserError("--data_dir: required (DAVIS root or COCO image folder)")
     if not FLAGS.output:
         raise UserError("--output: required")
-    if not os.path.isdir(FLAGS.data):
-        raise UserError(f"--data: {FLAGS.data}: folder not found")
-    if FLAGS.source == "coco" and not FLAGS.coco_annotations:
-        raise UserError("--coco_annotations: required with --source coco")
+    if not os.path.isdir(FLAGS.data_dir):
+        raise UserError(f"--data_dir: {FLAGS.data_dir}: folder not found")
+    if FLAGS.source == "coco" and not FLAGS.annotation_file:
+        raise UserError("--annotation_file: required with --source coco")
     for name in ("bins", "batch_size", "davis_frames"):
         if getattr(FLAGS, name) < 1:
             raise UserError(f"--{name}: must be >= 1, got {getattr(FLAGS, name)}")
@@ -103,11 +101,11 @@ def _objects():
         categories = FLAGS.categories
         if categories == ["paper"]:
             categories = list(config.FIG5_COCO_CATEGORIES)
-        objects = coco_objects(FLAGS.coco_annotations, FLAGS.data, categories,
+        objects = coco_objects(FLAGS.annotation_file, FLAGS.data_dir, categories,
                                per_category=FLAGS.per_category or None,
                                min_area_fraction=FLAGS.min_area_fraction)
     else:
-        objects = davis_objects(FLAGS.data, FLAGS.split, FLAGS.sequences, FLAGS.davis_frames)
+        objects = davis_objects(FLAGS.data_dir, FLAGS.split, FLAGS.sequences, FLAGS.davis_frames)
     return objects[:FLAGS.max_objects] if FLAGS.max_objects else objects
 
 
@@ -123,7 +121,7 @@ def run() -> str:
     categories = len({o.category for o in objects})
     print(f"Analysing {len(objects)} object(s) in {categories} categor(y/ies).")
     settings = {"checkpoint": str(FLAGS.checkpoint or SHIPPED_MODEL), "source": FLAGS.source,
-                "data": FLAGS.data, "coco_annotations": FLAGS.coco_annotations}
+                "data_dir": FLAGS.data_dir, "annotation_file": FLAGS.annotation_file}
     result = analyze(model, objects, near_zero=FLAGS.near_zero,
                      near_zero_relative=FLAGS.near_zero_relative, bins=FLAGS.bins,
                      batch_size=FLAGS.batch_size, progress=True, settings=settings)

@@ -10,7 +10,7 @@ Usage (see docs/convert.md):
     python tools/convert_tf1_checkpoint.py --vgg16_slim PATH/vgg_16.ckpt --output init.keras
 
     # Re-check an already converted model:
-    python tools/convert_tf1_checkpoint.py --model osmn_stage1.keras --check REF.npz
+    python tools/convert_tf1_checkpoint.py --checkpoint osmn_stage1.keras --check REF.npz
 
 Exit codes: 0 success; 1 the --check difference on logits is above --tolerance (nothing is
 written); 2 bad input (one line on stderr naming the file or flag, nothing written).
@@ -36,7 +36,7 @@ flags.DEFINE_string("tf1_checkpoint", None, "Prefix of an OSMN TF1 checkpoint to
 flags.DEFINE_string("vgg16_slim", None,
                     "Prefix of the TF-slim vgg_16.ckpt (or a Keras VGG16 .h5): writes a stage-1 "
                     "initialisation (both VGG16s from ImageNet, the rest randomly initialised).")
-flags.DEFINE_string("model", None, "An already converted model (.keras, or .weights.h5 with "
+flags.DEFINE_string("checkpoint", None, "An already converted model (.keras, or .weights.h5 with "
                     "config.json beside it) to --check.")
 flags.DEFINE_string("output", None, "Where to write the model: *.keras or *.weights.h5.")
 flags.DEFINE_string("model_config", None,
@@ -63,16 +63,16 @@ def _model_config():
 
 
 def _validate_flags():
-    sources = [name for name in ("tf1_checkpoint", "vgg16_slim", "model")
+    sources = [name for name in ("tf1_checkpoint", "vgg16_slim", "checkpoint")
                if getattr(FLAGS, name)]
     if len(sources) != 1:
-        raise UserError("give exactly one of --tf1_checkpoint, --vgg16_slim, --model "
+        raise UserError("give exactly one of --tf1_checkpoint, --vgg16_slim, --checkpoint "
                         f"(got {', '.join('--' + s for s in sources) or 'none'})")
-    if FLAGS.model and FLAGS.output:
-        raise UserError("--output is not used with --model (the model is only checked)")
-    if FLAGS.model and not FLAGS.check:
-        raise UserError("--model needs --check REF.npz")
-    if not FLAGS.model and not FLAGS.output:
+    if FLAGS.checkpoint and FLAGS.output:
+        raise UserError("--output is not used with --checkpoint (the model is only checked)")
+    if FLAGS.checkpoint and not FLAGS.check:
+        raise UserError("--checkpoint needs --check REF.npz")
+    if not FLAGS.checkpoint and not FLAGS.output:
         raise UserError(f"--output is required with --{sources[0]}")
     if FLAGS.output and not (FLAGS.output.endswith(".keras")
                              or FLAGS.output.endswith(".weights.h5")):
@@ -99,7 +99,7 @@ def _build_model():
         model = OSMN(_model_config())
         print(load_imagenet_vgg16(model, source=FLAGS.vgg16_slim))
         return model
-    return load_osmn(FLAGS.model)
+    return load_osmn(FLAGS.checkpoint)
 
 
 def run() -> int:

@@ -40,13 +40,13 @@ from osmn.export.formats import (DEFAULT_EXPORT_DIRS, FORMATS,  # noqa: E402
 flags.DEFINE_string("checkpoint", None, "OSMN model to export (.keras file, .weights.h5 with "
                     "config.json beside it, or a folder holding model.keras). Default: the "
                     f"shipped sample model {SHIPPED_MODEL}.")
-flags.DEFINE_string("format", "saved_model", f"Export format: {' | '.join(FORMATS)}.")
+flags.DEFINE_enum("format", "saved_model", FORMATS, "Export format.")
 flags.DEFINE_string("export_dir", None, "saved_model: model base folder (TF Serving's "
                     "--model_base_path), the export goes to EXPORT_DIR/VERSION/; litert, onnx: "
                     "the folder to write. Default: "
                     + ", ".join(f"{k}: {v}" for k, v in DEFAULT_EXPORT_DIRS.items()) + ".")
-flags.DEFINE_string("litert_quantization", "float16", "--format litert: the variant written "
-                    f"beside float32: {' | '.join(LITERT_QUANTIZATIONS)}.")
+flags.DEFINE_enum("litert_quantization", "float16", LITERT_QUANTIZATIONS, "--format litert: "
+                  "the variant written beside float32.")
 flags.DEFINE_integer("version", None, "saved_model: version number (positive). Default: one "
                      "more than the highest version already in --export_dir (1 for a new "
                      "folder).")

@@ -14,10 +14,11 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from osmn.cli import (SHIPPED_MODEL, model_path_or_shipped, parse_im_size,  # noqa: E402
+from osmn.cli import (SHIPPED_MODEL, define_size, model_path_or_shipped,  # noqa: E402
                       run_tool)  # (quiets TF)
 from osmn.errors import UserError  # noqa: E402
 from osmn.io import check_output_dir, temp_dir  # noqa: E402
+from osmn.precision import INFERENCE_PRECISIONS  # noqa: E402
 
 from absl import flags  # noqa: E402
 
@@ -30,15 +31,15 @@ flags.DEFINE_string("output", None, "Output folder; masks go to OUTPUT/<sequence
 flags.DEFINE_string("sequence", None, "Sequence name. Default: the video folder's/file's name.")
 flags.DEFINE_bool("overlay", False, "Also write overlays and an animated GIF (and an mp4 when "
                   "imageio-ffmpeg is installed) under OUTPUT/overlays/.")
-flags.DEFINE_list("im_size", None, "Working size W,H (e.g. 854,480); default: the model's own "
-                  "working size (the size it was validated at), else each frame's size.")
+define_size("im_size", None, "Working size; default: the model's own working size (the size "
+            "it was validated at), else each frame's size")
 flags.DEFINE_bool("keep_last_guide", False, "An empty prediction keeps the object's last "
                   "non-empty mask as spatial guide (the original gives an all-zero guide).")
 flags.DEFINE_integer("finetune_steps", 0, "Online fine-tuning steps per object on frame 0 "
                      "(the paper's Table 3 used 100).")
 flags.DEFINE_bool("crf", False, "Dense-CRF post-processing (needs pydensecrf2).")
 flags.DEFINE_bool("save_scores", False, "Save each object's float32 probabilities as .npy.")
-flags.DEFINE_enum("precision", "auto", ["auto", "float32", "bfloat16"],
+flags.DEFINE_enum("precision", "auto", INFERENCE_PRECISIONS,
                   "Compute precision. auto: the fastest for this model on this CPU without "
                   "changing the masks materially: bfloat16 (mixed_bfloat16: float32 weights, "
                   "bfloat16 compute; masks at IoU 0.998 of float32) for the VGG16 model on CPUs "
@@ -137,7 +138,7 @@ def main(argv):
         raise UserError("--video: required (a folder of frames or a video file)")
     check_flags(FLAGS.output, FLAGS.finetune_steps)
     print(run(FLAGS.video, FLAGS.mask, FLAGS.checkpoint, FLAGS.output, FLAGS.sequence,
-              FLAGS.overlay, parse_im_size(FLAGS.im_size), FLAGS.keep_last_guide,
+              FLAGS.overlay, FLAGS.im_size, FLAGS.keep_last_guide,
               FLAGS.finetune_steps, FLAGS.crf, FLAGS.save_scores, FLAGS.precision,
               FLAGS.start_frame))
 

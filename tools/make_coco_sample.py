@@ -1,6 +1,6 @@
 """Write `data/coco_sample`: a tiny COCO-format instances file over shipped DAVIS frames.
 
-    python tools/make_coco_sample.py [--davis_dir data/davis_sample] [--output_dir data/coco_sample]
+    python tools/make_coco_sample.py [--data_dir data/davis_sample] [--output data/coco_sample]
 
 The annotations come from the car-shadow ground truth (the car, category "car") on four frames,
 written with pycocotools so that the COCO pipeline runs on a fresh clone:
@@ -31,8 +31,8 @@ from osmn.cli import run_tool  # noqa: E402
 from osmn.io import atomic_dir  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("davis_dir", "data/davis_sample", "DAVIS root holding car-shadow.")
-flags.DEFINE_string("output_dir", "data/coco_sample", "Folder to (re)write.")
+flags.DEFINE_string("data_dir", "data/davis_sample", "DAVIS root holding car-shadow.")
+flags.DEFINE_string("output", "data/coco_sample", "Folder to (re)write.")
 
 SEQUENCE = "car-shadow"
 COLUMN_STEP = 8  # pixels between outline points of the traced polygons
@@ -67,11 +67,11 @@ def uncompressed_rle(mask: np.ndarray) -> dict:
     return {"size": list(mask.shape), "counts": counts}
 
 
-def build(davis_dir: str) -> dict:
+def build(data_dir: str) -> dict:
     def load(frame):
-        path = os.path.join(davis_dir, "Annotations", "480p", SEQUENCE, f"{frame}.png")
+        path = os.path.join(data_dir, "Annotations", "480p", SEQUENCE, f"{frame}.png")
         if not os.path.isfile(path):
-            raise UserError(f"{path}: not found (--davis_dir must hold {SEQUENCE})")
+            raise UserError(f"{path}: not found (--data_dir must hold {SEQUENCE})")
         return np.asarray(Image.open(path)) > 0
 
     images, annotations = [], []
@@ -115,13 +115,13 @@ def build(davis_dir: str) -> dict:
 def main(argv):
     del argv
     try:
-        data = build(FLAGS.davis_dir)
-        out = os.path.abspath(FLAGS.output_dir)
+        data = build(FLAGS.data_dir)
+        out = os.path.abspath(FLAGS.output)
         with atomic_dir(out, overwrite=True) as tmp:
             os.makedirs(os.path.join(tmp, "annotations"))
             with open(os.path.join(tmp, "annotations", "instances_train2017.json"), "w") as f:
                 json.dump(data, f)
-            frames = os.path.abspath(os.path.join(FLAGS.davis_dir, "JPEGImages", "480p", SEQUENCE))
+            frames = os.path.abspath(os.path.join(FLAGS.data_dir, "JPEGImages", "480p", SEQUENCE))
             os.symlink(os.path.relpath(frames, out), os.path.join(tmp, "train2017"))
     except (UserError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -1,7 +1,7 @@
 """Write a set of synthetic videos (osmn.data.synthetic) as a DAVIS 2017 root.
 
     python tools/make_synthetic.py --output /tmp/syn_train --family twin --num_videos 20 \
-        --frames 16 --size 128x224 --seed 0
+        --frames 16 --size 224x128 --seed 0
     python tools/make_synthetic.py --output /tmp/syn_val --family distractor --num_videos 10 \
         --seed 1 --split val --annotate target
 
@@ -23,30 +23,23 @@ import osmn.cli  # noqa: E402, F401 (first: quiets TensorFlow's start-up lines)
 from absl import flags  # noqa: E402
 
 from osmn.errors import UserError  # noqa: E402
-from osmn.cli import run_tool
+from osmn.cli import define_size, run_tool  # noqa: E402
 
-FAMILIES = ("distractor", "twin")  # osmn.data.synthetic.FAMILIES (checked there too)
+# osmn.data.synthetic.FAMILIES and ANNOTATE (checked there too; that module loads TensorFlow).
+FAMILIES = ("distractor", "twin")
+ANNOTATE = ("all", "target")
 
 flags.DEFINE_string("output", None, "New DAVIS root to write (must not exist). Required.")
-flags.DEFINE_string("family", None, "distractor (target + objects of other appearance) or twin "
-                    "(target + a pixel-identical twin). Required.")
+flags.DEFINE_enum("family", None, FAMILIES, "distractor (target + objects of other "
+                  "appearance) or twin (target + a pixel-identical twin). Required.")
 flags.DEFINE_integer("num_videos", 10, "Number of videos.")
 flags.DEFINE_integer("frames", 16, "Frames per video.")
-flags.DEFINE_string("size", "128x224", "Frame size HxW.")
+define_size("size", "224x128", "Frame size")
 flags.DEFINE_integer("seed", 0, "Seed; sets with different seeds are disjoint.")
 flags.DEFINE_string("split", "train", "Split file written: ImageSets/2017/<split>.txt.")
-flags.DEFINE_string("annotate", "all", "all: every object annotated (ids 1..K, for training); "
-                    "target: only the target, id 1 (for evaluation).")
+flags.DEFINE_enum("annotate", "all", ANNOTATE, "all: every object annotated (ids 1..K, for "
+                  "training); target: only the target, id 1 (for evaluation).")
 FLAGS = flags.FLAGS
-
-
-def parse_size(value: str):
-    """'HxW' -> (height, width). Raises UserError naming --size."""
-    try:
-        height, width = (int(v) for v in value.lower().split("x"))
-    except (ValueError, AttributeError):
-        raise UserError(f"--size: expected HxW (e.g. 128x224), got {value!r}") from None
-    return height, width
 
 
 def main(argv):
@@ -54,15 +47,12 @@ def main(argv):
         raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS.output:
         raise UserError("--output: required")
-    if FLAGS.family not in FAMILIES:
-        raise UserError(f"--family: must be one of {', '.join(FAMILIES)}, got {FLAGS.family!r}")
+    if not FLAGS.family:
+        raise UserError(f"--family: required ({' or '.join(FAMILIES)})")
     if not FLAGS.split or "/" in FLAGS.split:
         raise UserError(f"--split: must be a plain name, got {FLAGS.split!r}")
-    height, width = parse_size(FLAGS.size)
+    width, height = FLAGS.size
     from osmn.data import synthetic  # noqa: PLC0415 (after the flag checks)
-    if FLAGS.annotate not in synthetic.ANNOTATE:
-        raise UserError(f"--annotate: must be one of {', '.join(synthetic.ANNOTATE)}, "
-                        f"got {FLAGS.annotate!r}")
     if pathlib.Path(FLAGS.output).exists():
         raise UserError(f"--output={FLAGS.output}: already exists; choose a new folder")
     started = time.perf_counter()

@@ -1,7 +1,7 @@
 """Segment every video of a manifest on Apache Beam (locally, or on Dataflow, Flink, Spark).
 
     python tools/segment_many.py --manifest videos.csv --output OUT \
-        [--checkpoint MODEL] [--im_size=W,H] [--precision auto] \
+        [--checkpoint MODEL] [--im_size=854x480] [--precision auto] \
         [--runner DirectRunner --direct_num_workers=2 --direct_running_mode=multi_processing]
 
 The manifest is a CSV with the header `video,mask[,sequence]`. Writes OUT/<sequence>/<frame>.png
@@ -25,8 +25,9 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from absl import app, flags  # noqa: E402
 
-from osmn.cli import SHIPPED_MODEL, model_path_or_shipped, parse_im_size  # noqa: E402
+from osmn.cli import SHIPPED_MODEL, define_size, model_path_or_shipped  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
+from osmn.precision import INFERENCE_PRECISIONS  # noqa: E402
 
 flags.DEFINE_string("manifest", None, "CSV with a header video,mask[,sequence]; local or any "
                     "Beam filesystem (gs://...).")
@@ -34,10 +35,10 @@ flags.DEFINE_string("output", None, "Output folder (local or gs://...): OUTPUT/<
                     "results.csv, failed.csv.")
 flags.DEFINE_string("checkpoint", None, f"OSMN model (.keras, local or URI). Default: "
                     f"{SHIPPED_MODEL} (local runners only).")
-flags.DEFINE_list("im_size", None, "Working size W,H (e.g. 854,480); default: the model's own "
-                  "working size if its config has one, else each frame's size (as infer.py).")
-flags.DEFINE_enum("precision", "auto", ["auto", "float32", "bfloat16"], "Compute precision, "
-                  "as tools/infer.py --precision (auto: the fastest for the model on this CPU).")
+define_size("im_size", None, "Working size; default: the model's own working size if its "
+            "config has one, else each frame's size (as infer.py)")
+flags.DEFINE_enum("precision", "auto", INFERENCE_PRECISIONS, "Compute precision, as "
+                  "tools/infer.py --precision (auto: the fastest for the model on this CPU).")
 flags.DEFINE_bool("keep_last_guide", False, "As tools/infer.py --keep_last_guide.")
 flags.DEFINE_bool("force", False, "Segment again the videos whose results are already complete "
                   "(default: skip them).")
@@ -135,7 +136,7 @@ def _status_counts(path):
 
 def main(argv):
     code, line = run(FLAGS.manifest, FLAGS.output, FLAGS.checkpoint,
-                     parse_im_size(FLAGS.im_size), FLAGS.precision, FLAGS.keep_last_guide,
+                     FLAGS.im_size, FLAGS.precision, FLAGS.keep_last_guide,
                      FLAGS.force, beam_args=argv[1:])
     print(line)
     return code

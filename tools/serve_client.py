@@ -1,6 +1,6 @@
 """Segment a video through a TF Serving REST endpoint serving an OSMN export.
 
-    python tools/serve_client.py --server http://localhost:8501 --model osmn \
+    python tools/serve_client.py --server http://localhost:8501 --model_name osmn \
         --video data/davis_sample/JPEGImages/480p/car-shadow --output out_served
 
 writes out_served/car-shadow/00000.png ... exactly as tools/infer.py does (DAVIS palette PNGs in
@@ -25,7 +25,7 @@ from osmn.cli import run_tool  # noqa: E402
 from osmn.io import check_output_dir, temp_dir  # noqa: E402
 
 flags.DEFINE_string("server", "http://localhost:8501", "TF Serving REST address.")
-flags.DEFINE_string("model", "osmn", "Model name on the server (docker: MODEL_NAME).")
+flags.DEFINE_string("model_name", "osmn", "Model name on the server (docker: MODEL_NAME).")
 flags.DEFINE_integer("version", None, "Model version; default: the server's choice (highest).")
 flags.DEFINE_string("video", None, "Folder of frames (JPEG/PNG, sorted by name) or a video file.")
 flags.DEFINE_string("mask", None, "First-frame mask (palette or grey PNG). Default: the DAVIS "
@@ -109,7 +109,7 @@ def main(argv):
     if FLAGS.video is None:
         raise UserError("--video: required (a folder of frames or a video file)")
     check_flags(FLAGS.output, FLAGS.timeout)
-    print(run(FLAGS.server, FLAGS.model, FLAGS.video, FLAGS.output, FLAGS.mask, FLAGS.version,
+    print(run(FLAGS.server, FLAGS.model_name, FLAGS.video, FLAGS.output, FLAGS.mask, FLAGS.version,
               FLAGS.sequence, FLAGS.overlay, FLAGS.keep_last_guide, FLAGS.save_scores,
               FLAGS.timeout))
 

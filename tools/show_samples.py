@@ -21,13 +21,14 @@ from absl import flags  # noqa: E402
 
 from osmn.errors import UserError  # noqa: E402
 from osmn.cli import no_extra_arguments, run_tool  # noqa: E402
+from osmn.config import RECIPES  # noqa: E402 (no TensorFlow)
 from osmn.io import atomic_save, check_output_file  # noqa: E402
 
 flags.DEFINE_enum("source", "davis", ["coco", "davis", "youtube_vos"], "Training source.")
 flags.DEFINE_string("data_dir", None, "Data set root (default: the shipped sample of --source), "
                     "or tfds:<name>.")
-flags.DEFINE_string("recipe", None, "Recipe in osmn.config.RECIPES (default: coco_stage1 for "
-                    "coco, davis_stage2 otherwise); only its data settings are used.")
+flags.DEFINE_enum("recipe", None, list(RECIPES), "Recipe (default: coco_stage1 for coco, "
+                  "davis_stage2 otherwise); only its data settings are used.")
 flags.DEFINE_string("annotation_file", None, "COCO: explicit instances JSON.")
 flags.DEFINE_string("split", "train", "Data set split.")
 flags.DEFINE_string("tfds_data_dir", None, "TFDS data folder for --data_dir=tfds:<name>.")
@@ -75,11 +76,7 @@ def sample_grid(inputs, label, void, cell: int):
 
 def main(argv):
     no_extra_arguments(argv)
-    from osmn.config import RECIPES  # noqa: PLC0415 (no TensorFlow)
-
     name = FLAGS.recipe or ("coco_stage1" if FLAGS.source == "coco" else "davis_stage2")
-    if name not in RECIPES:
-        raise UserError(f"--recipe: unknown recipe {name!r}; known: {', '.join(RECIPES)}")
     if FLAGS.num_samples < 1 or FLAGS.batch < 0 or FLAGS.cell < 16:
         raise UserError("--num_samples must be >= 1, --batch >= 0, --cell >= 16")
     data_dir = FLAGS.data_dir or SAMPLE_DIRS.get(FLAGS.source)

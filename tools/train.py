@@ -28,8 +28,9 @@ from absl import app, flags, logging  # noqa: E402
 
 from osmn.config import BACKBONES, RECIPES, TrainConfig  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
-from osmn.cli import run_tool  # noqa: E402
+from osmn.cli import define_size, define_size_list, run_tool  # noqa: E402
 from osmn.io import check_output_dir, clean_stale  # noqa: E402
+from osmn.precision import TRAINING_PRECISIONS, training_auto  # noqa: E402
 
 SOURCES = ("coco", "davis", "youtube_vos")
 STRATEGIES = ("auto", "mirrored", "one_device", "multi_worker")  # osmn.training.devices
@@ -37,15 +38,13 @@ STRATEGIES = ("auto", "mirrored", "one_device", "multi_worker")  # osmn.training
 FLAGS = flags.FLAGS
 
 # Flags whose default is None take the recipe's value.
-flags.DEFINE_string("recipe", None, f"Named recipe to start from: {', '.join(RECIPES)}. "
-                    "Required.")
+flags.DEFINE_enum("recipe", None, list(RECIPES), "Named recipe to start from. Required.")
 flags.DEFINE_string("data_dir", None, "Data set root (COCO folder with annotations/ and "
                     "train2017/; DAVIS folder with JPEGImages/480p, Annotations/480p, ImageSets; "
                     "YouTube-VOS folder with train/). Required.")
 flags.DEFINE_string("train_dir", None, "Run directory: checkpoints, model.keras, "
                     "train_config.json, summaries/. Required.")
-flags.DEFINE_string("source", None, f"Data source, one of {', '.join(SOURCES)} "
-                    "(default: the recipe's).")
+flags.DEFINE_enum("source", None, SOURCES, "Data source (default: the recipe's).")
 flags.DEFINE_string("annotation_file", None, "COCO only: an instances JSON to use instead of "
                     "DATA_DIR/annotations/instances_<split>2017.json.")
 flags.DEFINE_string("split", "train", "Data set split to train on.")
@@ -55,16 +54,15 @@ flags.DEFINE_integer("steps", None, "Total optimizer steps of the run, resumed s
 flags.DEFINE_list("lr", None, "Learning rates, comma-separated: one more than --lr_boundaries.")
 flags.DEFINE_list("lr_boundaries", None, "Steps where the learning rate changes, "
                   "comma-separated (empty for a constant rate).")
-flags.DEFINE_list("image_sizes", None, "Training sizes HxW, comma-separated (one drawn per "
-                  "batch), e.g. 240x427,384x683,480x854.")
-flags.DEFINE_string("crop_size", None, "Video sources: cut a random HxW window out of each "
-                    "training frame after resizing it to one of --image_sizes (ours; default: "
-                    "the whole frame, as the original).")
+define_size_list("image_sizes", None, "Training sizes, one drawn per batch")
+define_size("crop_size", None, "Video sources: cut a random window of this size out of each "
+            "training frame after resizing it to one of --image_sizes (ours; default: the whole "
+            "frame, as the original)")
 flags.DEFINE_integer("seed", None, "Seed of the initialisation, data order and augmentation.")
 
-flags.DEFINE_string("backbone", None, f"Backbone of both networks: {' | '.join(BACKBONES)} "
-                    "(vgg16 = the paper's model, lite = the authors' MobileNet v1 variant; "
-                    "default: the recipe's).")
+flags.DEFINE_enum("backbone", None, BACKBONES, "Backbone of both networks (vgg16 = the "
+                  "paper's model, lite = the authors' MobileNet v1 variant; default: the "
+                  "recipe's).")
 flags.DEFINE_float("width_multiplier", None, "Width of both backbones (VGG16s or MobileNets; "
                    "1.0 = the full-size model).")
 flags.DEFINE_bool("no_visual_modulator", None, "Ablation (paper Table 3): no visual modulator, "
@@ -101,22 +99,13 @@ flags.DEFINE_integer("keep", None, "Checkpoints kept (the oldest are deleted).")
 flags.DEFINE_bool("resume", True, "Continue from TRAIN_DIR's newest checkpoint if there is "
                   "one (same step, optimizer state and data position).")
 flags.DEFINE_integer("summary_every", 100, "Steps between TensorBoard summaries (0: none).")
-flags.DEFINE_bool("mixed_precision", False, "Mixed precision: mixed_float16 with loss scaling "
-                  "on GPU, mixed_bfloat16 on CPU.")
-flags.DEFINE_string("strategy", "auto", "auto (several GPUs: mirrored; else one device), "
-                    "mirrored, one_device or multi_worker (reads TF_CONFIG).")
+flags.DEFINE_enum("precision", "auto", TRAINING_PRECISIONS, "Compute precision. auto: "
+                  "float16 on a GPU (mixed_float16: float32 weights, float16 compute, loss "
+                  "scaling), float32 on the CPU (measured faster than bfloat16 on a CPU without "
+                  "AMX); bfloat16: mixed_bfloat16 (float32 weights, bfloat16 compute).")
+flags.DEFINE_enum("strategy", "auto", STRATEGIES, "auto (several GPUs: mirrored; else one "
+                  "device), mirrored, one_device or multi_worker (reads TF_CONFIG).")
 flags.DEFINE_bool("progress", True, "Show a progress bar.")
-
-
-def _parse_sizes(values, flag="image_sizes"):
-    sizes = []
-    for value in values:
-        try:
-            height, width = (int(v) for v in value.lower().split("x"))
-        except ValueError:
-            raise UserError(f"--{flag}: expected HxW, got {value!r}") from None
-        sizes.append((height, width))
-    return tuple(sizes)
 
 
 def _parse_numbers(name, values, kind):
@@ -131,19 +120,11 @@ def config_from_flags() -> TrainConfig:
     """The recipe named by --recipe with every given flag applied, validated.
 
     Raises:
-        UserError: a missing required flag, an unknown recipe or source, a bad value.
+        UserError: a missing required flag or a bad value.
     """
     for name in ("recipe", "data_dir", "train_dir"):
         if not getattr(FLAGS, name):
             raise UserError(f"--{name}: required")
-    if FLAGS.recipe not in RECIPES:
-        raise UserError(f"--recipe={FLAGS.recipe}: unknown, expected one of "
-                        f"{', '.join(RECIPES)}")
-    if FLAGS.source is not None and FLAGS.source not in SOURCES:
-        raise UserError(f"--source={FLAGS.source}: unknown, expected one of {', '.join(SOURCES)}")
-    if FLAGS.strategy not in STRATEGIES:
-        raise UserError(f"--strategy={FLAGS.strategy}: unknown, expected one of "
-                        f"{', '.join(STRATEGIES)}")
     if not os.path.isdir(FLAGS.data_dir):
         raise UserError(f"--data_dir={FLAGS.data_dir}: no such directory")
     check_output_dir(FLAGS.train_dir, "--train_dir")
@@ -167,13 +148,10 @@ def config_from_flags() -> TrainConfig:
     if FLAGS.lr_boundaries is not None:
         changes["lr_boundaries"] = _parse_numbers("lr_boundaries", FLAGS.lr_boundaries, int)
     if FLAGS.image_sizes is not None:
-        changes["image_sizes"] = _parse_sizes(FLAGS.image_sizes)
+        changes["image_sizes"] = tuple(size.hw for size in FLAGS.image_sizes)
     if FLAGS.crop_size is not None:
-        changes["crop_size"] = _parse_sizes([FLAGS.crop_size], "crop_size")[0]
+        changes["crop_size"] = FLAGS.crop_size.hw
     model = {}
-    if FLAGS.backbone is not None and FLAGS.backbone not in BACKBONES:
-        raise UserError(f"--backbone={FLAGS.backbone}: unknown, expected one of "
-                        f"{', '.join(BACKBONES)}")
     for flag, field, invert in (("backbone", "backbone", False),
                                 ("width_multiplier", "width_multiplier", False),
                                 ("no_visual_modulator", "use_visual_modulator", True),
@@ -210,7 +188,7 @@ def main(argv):
         clean_stale(FLAGS.train_dir)  # what a run killed mid-save (SIGKILL) left in it
         # Heavy imports after the flag checks, so that bad flags fail at once.
         from osmn.data import training_dataset
-        from osmn.training import make_strategy, mixed_precision_policy, train
+        from osmn.training import make_strategy, train
         from osmn.training.checkpoints import MODEL_NAME
         from osmn.training.trainer import TrainingDiverged
 
@@ -219,7 +197,7 @@ def main(argv):
                             "(the recipe starts from the stage-1 run)")
         strategy, description = make_strategy(FLAGS.strategy)
         logging.info(description)
-        precision = mixed_precision_policy(FLAGS.mixed_precision)
+        precision = training_auto() if FLAGS.precision == "auto" else FLAGS.precision
         logging.info("recipe %s, precision %s, config: %s", FLAGS.recipe, precision,
                      json.dumps(json.loads(train_config.to_json()), separators=(",", ":")))
 

@@ -16,18 +16,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from absl import flags  # noqa: E402
 
-from osmn.cli import (SHIPPED_MODEL, model_path_or_shipped, no_extra_arguments,  # noqa: E402
-                      parse_im_size, run_tool)
+from osmn.cli import (SHIPPED_MODEL, define_size, model_path_or_shipped,  # noqa: E402
+                      no_extra_arguments, run_tool)
 from osmn.errors import UserError  # noqa: E402
 from osmn.inference.session import MAX_FRAMES  # noqa: E402
+from osmn.precision import INFERENCE_PRECISIONS  # noqa: E402
 
 flags.DEFINE_integer("port", 7860, "Port on 127.0.0.1.")
 flags.DEFINE_string("checkpoint", None, f"OSMN model (.keras). Default: {SHIPPED_MODEL}.")
-flags.DEFINE_enum("precision", "auto", ["auto", "float32", "bfloat16"],
+flags.DEFINE_enum("precision", "auto", INFERENCE_PRECISIONS,
                   "Compute precision (as tools/infer.py --precision; auto: the fastest for the "
                   "model on this CPU).")
-flags.DEFINE_list("im_size", None, "Working size W,H (as tools/infer.py --im_size); default: "
-                  "each frame at its own size.")
+define_size("im_size", None, "Working size (as tools/infer.py --im_size); default: the "
+            "model's own working size, else each frame at its own size")
 flags.DEFINE_integer("max_frames", MAX_FRAMES, "Longer videos are refused (memory and disk).")
 FLAGS = flags.FLAGS
 
@@ -39,7 +40,6 @@ def main(argv):
         raise UserError(f"--port: must be in 1..65535, got {FLAGS.port}")
     if FLAGS.max_frames < 1:
         raise UserError(f"--max_frames: must be >= 1, got {FLAGS.max_frames}")
-    work_size = parse_im_size(FLAGS.im_size)
     try:
         import gradio  # noqa: F401, PLC0415
     except ImportError:
@@ -49,7 +49,7 @@ def main(argv):
     from osmn.model import load_osmn  # noqa: PLC0415
     model = load_osmn(model_path_or_shipped(FLAGS.checkpoint))
     # The model's own working size (the size it was validated at) unless --im_size is given.
-    work_size = work_size or model.model_config.working_size
+    work_size = FLAGS.im_size or model.model_config.working_size
     engine = LocalEngine(model, precision=FLAGS.precision)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not one line per request
     print(f"Serving on http://127.0.0.1:{FLAGS.port} (Ctrl-C stops).", flush=True)

@@ -45,7 +45,7 @@ class ServingClient:
         if not server.startswith(("http://", "https://")):
             raise UserError(f"--server must start with http:// or https://, got {server!r}")
         if not model or "/" in model or ":" in model:
-            raise UserError(f"--model must be a model name without '/' or ':', got {model!r}")
+            raise UserError(f"--model_name must be a model name without '/' or ':', got {model!r}")
         if version is not None and int(version) < 1:
             raise UserError(f"--version must be a positive integer, got {version!r}")
         if not timeout > 0:

@@ -1,4 +1,4 @@
-"""Where training runs: the `tf.distribute` strategy and the mixed-precision policy.
+"""Where training runs: the `tf.distribute` strategy (its precision: `osmn.precision`).
 
 * `auto` (default): several visible GPUs -> `MirroredStrategy` over all of them (synchronous
   data parallelism, the global batch split evenly); one GPU -> that GPU; none -> the CPU.
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from typing import Tuple
 
-import keras
 import tensorflow as tf
 
 from osmn.errors import UserError
@@ -77,15 +76,3 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
         return True
     has_chief = "chief" in resolver.cluster_spec().as_dict()
     return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
-
-
-def mixed_precision_policy(enabled: bool) -> str:
-    """The Keras dtype policy: float32, or mixed_float16 on GPU / mixed_bfloat16 on CPU."""
-    if not enabled:
-        return "float32"
-    return "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
-
-
-def set_precision(policy: str) -> None:
-    """Set the global Keras dtype policy (must happen before the model is built)."""
-    keras.config.set_dtype_policy(policy)

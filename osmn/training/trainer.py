@@ -41,9 +41,10 @@ from osmn import config
 from osmn.config import TrainConfig
 from osmn.errors import UserError
 from osmn.model import OSMN, load_osmn
+from osmn.precision import dtype_policy, loss_scaling
 from osmn.training import checkpoints as ckpt_lib
 from osmn.training.batch_norm import batch_norm_layers, recalibrate_batch_norm
-from osmn.training.devices import is_chief, set_precision
+from osmn.training.devices import is_chief
 from osmn.training.schedule import learning_rate_at, make_optimizer
 from osmn.training.step import train_step
 from osmn.training.summaries import SummaryWriter
@@ -196,8 +197,8 @@ def train(train_config: TrainConfig, run_dir, dataset_fn: DatasetFn,
             inputs = {"image": [B, H, W, 3], "visual_guide": [B, 224, 224, 3],
             "spatial_guide": [B, H, W, 1]} float32, label [B, H, W, 1] in {0, 1}.
         strategy: a `tf.distribute` strategy (default: the current/default one).
-        precision: Keras dtype policy, "float32", "mixed_float16" (adds loss scaling) or
-            "mixed_bfloat16".
+        precision: "float32", "bfloat16" or "float16" (adds loss scaling): `osmn.precision`
+            (resolve "auto" with `osmn.precision.training_auto` first).
         summary_every: steps between TensorBoard summaries (0: none).
         resume: continue from the newest checkpoint in `run_dir` if there is one; if False and
             there is one, raise `UserError` rather than overwrite it.
@@ -215,17 +216,11 @@ def train(train_config: TrainConfig, run_dir, dataset_fn: DatasetFn,
     run_dir = pathlib.Path(run_dir)
     strategy = strategy or tf.distribute.get_strategy()
     keras.utils.set_random_seed(train_config.seed)  # Python, NumPy and TF global seeds.
-    previous_policy = keras.config.dtype_policy()
-    set_precision(precision)  # the model's layers take the global policy when built
-    try:
-        with strategy.scope():
-            model = OSMN(train_config.model)
-            step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-            optimizer = make_optimizer(train_config, step_var,
-                                       loss_scale=precision == "mixed_float16")
-            optimizer.build(model.trainable_variables)
-    finally:
-        set_precision(previous_policy)
+    with dtype_policy(precision), strategy.scope():  # layers take the policy when built
+        model = OSMN(train_config.model)
+        step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+        optimizer = make_optimizer(train_config, step_var, loss_scale=loss_scaling(precision))
+        optimizer.build(model.trainable_variables)
     chief = is_chief(strategy)
     run = ckpt_lib.RunCheckpoints(run_dir, model, optimizer, step_var,
                                   keep=train_config.keep_checkpoints, is_chief=chief)

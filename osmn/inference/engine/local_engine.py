@@ -26,34 +26,21 @@ from __future__ import annotations
 
 from typing import Optional
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from osmn import config
-from osmn.errors import UserError
 from osmn.guides import spatial_guide, visual_guide
 from osmn.inference.engine.forward import segment_objects
 from osmn.inference.engine.modulation_pass import resolve_kernel
-from osmn.kernels.cpu import cpu_flags
 from osmn.model.osmn_model import OSMN
+from osmn.precision import (AUTO, INFERENCE_PRECISIONS, POLICIES, check, dtype_policy,
+                            inference_auto)
 from osmn.preprocessing import resize_image, to_model_input
 
-# --precision values (besides "auto") and the Keras dtype policy each one builds the model under.
-PRECISION_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
-PRECISIONS = ("auto",) + tuple(PRECISION_POLICIES)
-
-# CPU flags with which bfloat16 convolutions run in hardware (oneDNN: AMX tiles, or AVX-512
-# bfloat16 dot products); without them oneDNN emulates bfloat16 and it is not faster.
-BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
-
-# "auto": the precision per backbone where the CPU has `BF16_CPU_FLAGS`. VGG16: bfloat16, 7x
-# faster than float32 on an AMX Xeon and 2.2x on an AVX512-BF16 EPYC without AMX (medians,
-# loaded host), masks at IoU 0.998. Lite: float32 (on the AMX Xeon its depthwise convs gained
-# nothing from bfloat16; on the EPYC bfloat16 measured faster, under heavy load, not yet
-# confirmed: docs/performance.md). Measured with benchmarks/engine.py
-# (benchmarks/results/engine-*.json).
-BF16_BACKBONES = frozenset({"vgg16"})
+# The precision names of inference and their Keras policies: osmn.precision, the one place.
+PRECISION_POLICIES = {name: POLICIES[name] for name in INFERENCE_PRECISIONS if name != AUTO}
+PRECISIONS = INFERENCE_PRECISIONS
 
 # XLA for the per-frame `segment`, per (backbone, precision), where it measured faster
 # (docs/performance.md, benchmarks/results/engine-*.json): VGG16 float32 ~10% less
@@ -64,17 +51,12 @@ XLA_BY_DEFAULT = {("vgg16", "float32"): True, ("vgg16", "bfloat16"): False,
 
 
 def _check_precision(precision: str, allow_auto: bool = False) -> None:
-    allowed = PRECISIONS if allow_auto else tuple(PRECISION_POLICIES)
-    if precision not in allowed:
-        raise UserError(f"precision must be one of {', '.join(allowed)}, got {precision!r}")
+    check(precision, PRECISIONS if allow_auto else tuple(PRECISION_POLICIES))
 
 
 def choose_precision(model: OSMN, flags: Optional[frozenset] = None) -> str:
     """What `precision="auto"` runs `model` at on this CPU (or on a CPU with `flags`)."""
-    flags = cpu_flags() if flags is None else flags
-    if model.model_config.backbone in BF16_BACKBONES and flags & BF16_CPU_FLAGS:
-        return "bfloat16"
-    return "float32"
+    return inference_auto(model.model_config.backbone, flags)
 
 
 def default_jit_compile(model: OSMN, precision: str) -> bool:
@@ -97,12 +79,8 @@ def inference_model(model: OSMN, precision: str = "float32") -> OSMN:
     if model.segmentation_network.dtype_policy.name == policy:
         return model
     model_config = {k: v for k, v in model.get_config().items() if k != "dtype"}
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy)
-    try:
+    with dtype_policy(precision):
         copy = OSMN.from_config(model_config)
-    finally:
-        keras.config.set_dtype_policy(previous)
     copy.set_weights(model.get_weights())
     return copy
 
