@@ -6,7 +6,7 @@
     python benchmarks/benchmark.py --only_portable --portable_size 96x64 --runs 2
                                               # that section alone (85 s here, busy machine)
 
-Prints a table and writes benchmarks/results/<host tag>.json (CPU model, cores, TF version,
+Prints a table and writes benchmarks/results/benchmark-<host tag>-<date>.json (CPU model, cores, TF version,
 oneDNN setting, AMX presence, load average beside every number). Every timing is the median of
 --runs interleaved runs after --warmup calls (`timing.py`); every target is a ratio against
 ceilings measured in this run: a large float32 and bfloat16 matmul and the bare
@@ -24,6 +24,7 @@ See docs/lite_and_portable.md.
 
 from __future__ import annotations
 
+import datetime
 import os
 import pathlib
 import sys
@@ -77,7 +78,7 @@ flags.DEFINE_integer("accuracy_frames", 40, "Frames of the sample sequence for b
 flags.DEFINE_string("checkpoint", "data/sample_model.keras",
                     "Trained model for the bfloat16 accuracy check (random tiny if missing).")
 flags.DEFINE_string("output_dir", "benchmarks/results", "Where <tag>.json is written.")
-flags.DEFINE_string("tag", None, "Result file name; default from CPU model, cores, AMX.")
+flags.DEFINE_string("tag", None, "Result file name; default benchmark-<host tag>-<date>.")
 flags.DEFINE_bool("portable", True, "Also the portable section: lite vs VGG16 per frame and TF vs "
                   "LiteRT vs onnxruntime on the same inputs (skipped, with the reason printed, "
                   "when ai-edge-litert / tf2onnx / onnxruntime are not installed).")
@@ -158,7 +159,7 @@ def segmentation_speed(models: dict, sizes, precisions, max_objects, runs, warmu
                 model = models["osmn"]
                 candidates["osmn_k1_eager"] = lambda: tf.sigmoid(segment_objects(
                     model, image, guides[:1], gammas[:1])).numpy()
-            print(f"timing {precision} {height}x{width}: {', '.join(candidates)}", flush=True)
+            print(f"timing {precision} {width}x{height}: {', '.join(candidates)}", flush=True)
             t = time_interleaved(candidates, runs, warmup)
             macs = segmentation_macs(models["osmn"].model_config, height, width)
             plain_macs = objects_macs(segmentation_macs(models["plain"].model_config,
@@ -199,7 +200,7 @@ def segmentation_speed(models: dict, sizes, precisions, max_objects, runs, warmu
             if "osmn_k1_eager" in t:
                 entry["ratios"]["eager_over_default"] = t["osmn_k1_eager"]["median_s"] / one
             entry["trace_count"] = osmn_fns.trace_count
-            results.setdefault(precision, {})[f"{height}x{width}"] = entry
+            results.setdefault(precision, {})[f"{width}x{height}"] = entry
             print(f"  peak RSS so far {peak_rss_mb():.0f} MiB", flush=True)
     return results
 
@@ -237,7 +238,7 @@ def finetune_cost(model, steps: int, height: int, width: int) -> dict:
         step().numpy()
         times.append(time.perf_counter() - start)
         progress.update(i + 1)
-    return {"steps": steps, "size": f"{height}x{width}", "total_s": float(sum(times)),
+    return {"steps": steps, "size": f"{width}x{height}", "total_s": float(sum(times)),
             "median_step_s": float(np.median(times))}
 
 
@@ -331,7 +332,7 @@ def _portable_rows(section: dict) -> list:
     if "skipped" in section:
         return [("portable", "skipped", section["skipped"])]
     height, width = section["frame"]
-    name = f"portable {height}x{width} K={section['objects']}"
+    name = f"portable {width}x{height} K={section['objects']}"
     rows = []
     for backbone, per_runtime in section["backbones"].items():
         for runtime, row in per_runtime.items():
@@ -449,7 +450,7 @@ def run(quick: bool, sizes, runs: int, warmup: int, max_objects: int, finetune_s
         result = {"environment": env, "runs": runs,
                   "portable": portable_result(quick, portable_size, portable_objects, runs)}
         # Its own file name: a section alone must not replace the full run's JSON.
-        return _finish(result, env, output_dir, tag or host_tag(env, quick) + "-portable-only",
+        return _finish(result, env, output_dir, tag or default_tag(env, quick, "-portable-only"),
                        quick)
     width = QUICK_WIDTH if quick else 1.0
     osmn = OSMN({"width_multiplier": width})
@@ -478,7 +479,7 @@ def run(quick: bool, sizes, runs: int, warmup: int, max_objects: int, finetune_s
         result["finetune"] = ft
         result["peak_rss_mib_after"]["finetune"] = peak_rss_mb()
     result["io"] = io_cost(accuracy_frames)
-    frame_s = result["segmentation"]["float32"][f"{sizes[0][0]}x{sizes[0][1]}"]["times"][
+    frame_s = result["segmentation"]["float32"][f"{sizes[0][1]}x{sizes[0][0]}"]["times"][
         "osmn_k1"]["median_s"]
     result["io"]["over_float32_frame"] = (
         result["io"]["decode_jpeg_s"] + result["io"]["write_png_s"]) / frame_s
@@ -491,9 +492,14 @@ def run(quick: bool, sizes, runs: int, warmup: int, max_objects: int, finetune_s
     return _finish(result, env, output_dir, tag, quick)
 
 
+def default_tag(env: dict, quick: bool, variant: str = "") -> str:
+    """The result file's name: benchmark-<host tag>-<date>[<variant>] (benchmarks/README.md)."""
+    return f"benchmark-{host_tag(env, quick)}-{datetime.date.today().isoformat()}{variant}"
+
+
 def _finish(result: dict, env: dict, output_dir, tag, quick: bool) -> dict:
     env["load_average_end"] = list(os.getloadavg())
-    tag = tag or host_tag(env, quick)
+    tag = tag or default_tag(env, quick)
     path = write_json(result, pathlib.Path(output_dir) / f"{tag}.json")
     print(table(result))
     print(f"wrote {path}")

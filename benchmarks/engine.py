@@ -82,12 +82,12 @@ def precision_choice(backbone: str, width: float, size, runs: int) -> dict:
     gammas = tf.ones((1, model.gamma_size))
     candidates = {name: (lambda e=e: e.segment(image, guides, gammas)[0].numpy())
                   for name, e in engines.items()}
-    print(f"timing {backbone} {height}x{wide}: {', '.join(candidates)}", flush=True)
+    print(f"timing {backbone} {wide}x{height}: {', '.join(candidates)}", flush=True)
     t = time_interleaved(candidates, runs, warmup=1)
     auto = LocalEngine(model)
     picked = f"{auto.precision}_{'xla' if auto.jit_compile else 'graph'}"
     fastest = min(t, key=lambda name: t[name]["median_s"])
-    return {"size": f"{height}x{wide}", "width_multiplier": width, "times": t,
+    return {"size": f"{wide}x{height}", "width_multiplier": width, "times": t,
             "auto_precision": choose_precision(model), "auto_jit_compile":
             default_jit_compile(model, auto.precision), "auto_path": auto.describe(),
             "auto_candidate": picked, "fastest_candidate": fastest,

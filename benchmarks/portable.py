@@ -128,7 +128,7 @@ def portable_section(width_multiplier: float, height: int, width: int, objects: 
     logging.set_verbosity(logging.WARNING)  # tf2onnx logs every graph rewrite at INFO.
     result = {"width_multiplier": width_multiplier, "frame": [height, width],
               "objects": objects, "runs": runs, "half": "segment (per frame)", "backbones": {}}
-    report(f"segment half, {height}x{width}, {objects} objects, width {width_multiplier}, "
+    report(f"segment half, {width}x{height}, {objects} objects, width {width_multiplier}, "
            f"median of {runs} runs")
     report(f"{'backbone':8} {'runtime':16} {'ms/frame':>9} {'file MB':>8} "
            f"{'max|diff| vs TF':>16}")

@@ -141,7 +141,7 @@ def long_video(model: OSMN, frames: int, size) -> dict:
             started = time.perf_counter()
             segment_video(segmenter, video, video.mask(0), writer, on_frame=on_frame)
     first, last = marks[100], marks[frames]
-    return {"frames": frames, "size": f"{size[0]}x{size[1]}", "path": segmenter.describe(),
+    return {"frames": frames, "size": f"{size[1]}x{size[0]}", "path": segmenter.describe(),
             "after_100": first, "at_end": last, "marks": {str(k): v for k, v in marks.items()},
             # ru_maxrss is the process's peak since it started (model building included):
             # compared with its own value after 100 frames, it shows whether frames raised it.

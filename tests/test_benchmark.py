@@ -86,7 +86,7 @@ def test_quick_benchmark_writes_a_complete_result(tmp_path):
                 "load_average_start", "load_average_end"):
         assert key in env
     assert set(result["segmentation"]) == {"float32", "bfloat16"}
-    entry = result["segmentation"]["float32"]["65x97"]
+    entry = result["segmentation"]["float32"]["97x65"]
     t = entry["times"]
     assert entry["ratios"]["whole_frame_over_bare_trunk"] == pytest.approx(
         t["osmn_k1"]["median_s"] / t["bare_trunk"]["median_s"])

@@ -277,7 +277,7 @@ def test_benchmark_portable_section_alone(tmp_path):
          "--portable_objects=2", f"--output_dir={tmp_path}"],
         cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
-    (path,) = tmp_path.glob("*-quick-portable-only.json")
+    (path,) = tmp_path.glob("benchmark-*-quick-*-portable-only.json")
     section = json.loads(path.read_text())["portable"]
     assert section["frame"] == [65, 97] and section["objects"] == 2
     runtimes = {"tf", "litert_float32", "litert_float16", "litert_int8", "onnxruntime"}
