@@ -33,11 +33,12 @@ CPU_PRECISIONS = ("float32", "bfloat16")
 # Inference "auto": bfloat16 for a backbone of `BF16_BACKBONES` on a CPU with one of
 # `BF16_CPU_FLAGS` (oneDNN runs bfloat16 convolutions in hardware there: AMX tiles, or AVX-512
 # bfloat16 dot products; without them it emulates bfloat16 and is not faster), else float32.
-# VGG16: bfloat16, 7x faster than float32 on an AMX Xeon and 2.2x on an AVX512-BF16 EPYC without
-# AMX (medians, loaded host), masks at IoU 0.998. Lite: float32 (on the AMX Xeon its depthwise
-# convs gained nothing from bfloat16; on the EPYC bfloat16 measured faster, under heavy load, not
-# yet confirmed: docs/performance.md). Measured with benchmarks/engine.py
-# (benchmarks/results/engine-*.json).
+# VGG16: bfloat16, 5.6x faster than float32 on an AMX Xeon and 2.2x on an AVX512-BF16 EPYC
+# without AMX (medians, loaded host), masks at IoU 0.998. Lite: float32. On the AMX Xeon its
+# depthwise convs gained nothing from bfloat16; on the EPYC the shipped width-1/4 model runs
+# at the same speed in both (tools/infer.py on car-shadow, 0.021-0.025 s per frame) and
+# bfloat16 lowers its J there from 0.661 to 0.656 (docs/inference.md). Measured with
+# benchmarks/engine.py and benchmarks/benchmark.py (benchmarks/results/).
 BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 BF16_BACKBONES = frozenset({"vgg16"})
 

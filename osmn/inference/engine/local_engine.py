@@ -42,10 +42,13 @@ from osmn.preprocessing import resize_image, to_model_input
 PRECISION_POLICIES = {name: POLICIES[name] for name in INFERENCE_PRECISIONS if name != AUTO}
 PRECISIONS = INFERENCE_PRECISIONS
 
-# XLA for the per-frame `segment`, per (backbone, precision), where it measured faster
-# (docs/performance.md, benchmarks/results/engine-*.json): VGG16 float32 ~10% less
-# CPU time than oneDNN graph execution; VGG16 bfloat16 5.7x SLOWER (XLA's CPU convolutions use
-# neither AMX nor oneDNN's bfloat16); lite float32 5x slower (0.335 vs 0.065 s/frame).
+# XLA for the per-frame `segment`, per (backbone, precision), where it measured faster.
+# VGG16 float32: XLA (oneDNN graph execution took 1.21x its time on the AMX Xeon,
+# benchmarks/results/benchmark-intel-xeon-2c-amx-2026-11-25.json; on the loaded AVX512-BF16 EPYC
+# the two were within 10%, engine-amd-epyc-2c-2026-12-05-precision-choice.json). VGG16 bfloat16:
+# no XLA, 6.0x slower on the AMX Xeon (XLA's CPU convolutions use neither AMX nor oneDNN's
+# bfloat16). Lite float32: no XLA, 5.7x slower on the EPYC (4.23 vs 0.74 s per 854x480 frame at
+# full width, same file).
 XLA_BY_DEFAULT = {("vgg16", "float32"): True, ("vgg16", "bfloat16"): False,
                   ("lite", "float32"): False, ("lite", "bfloat16"): False}
 
