@@ -301,6 +301,20 @@ class ModelConfig:
         return cls(**values).validate()
 
 
+# ---------------------------------------------------------------------------------------------
+# The choices of the training setup and the synthetic data (ours). Here, not in the modules that
+# use them, because those load TensorFlow and the tools check their flags before it loads.
+# ---------------------------------------------------------------------------------------------
+TRAINING_SOURCES: Tuple[str, ...] = ("coco", "davis", "youtube_vos")
+VIDEO_SOURCES: Tuple[str, ...] = ("davis", "youtube_vos")
+# tf.distribute strategies of `osmn.training.make_strategy`.
+STRATEGIES: Tuple[str, ...] = ("auto", "mirrored", "one_device", "multi_worker")
+# Synthetic video families (`osmn.data.synthetic`): the target among objects of other appearance
+# (distractor) or beside a pixel-identical twin (twin); which objects are annotated.
+SYNTHETIC_FAMILIES: Tuple[str, ...] = ("distractor", "twin")
+SYNTHETIC_ANNOTATE: Tuple[str, ...] = ("all", "target")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """A training recipe: data, schedule and model switches.
@@ -366,8 +380,9 @@ class TrainConfig:
     seed: int = 0
 
     def validate(self) -> "TrainConfig":
-        if self.source not in ("coco", "davis", "youtube_vos"):
-            raise ConfigError(f"source must be coco, davis or youtube_vos, got {self.source!r}")
+        if self.source not in TRAINING_SOURCES:
+            raise ConfigError(f"source must be one of {', '.join(TRAINING_SOURCES)}, "
+                              f"got {self.source!r}")
         for field in ("batch_size", "steps", "checkpoint_every", "keep_checkpoints"):
             value = getattr(self, field)
             if not isinstance(value, int) or value < 1:
@@ -387,7 +402,7 @@ class TrainConfig:
             raise ConfigError(f"image_sizes must be (height, width) >= 32, got {self.image_sizes!r}")
         if self.crop_size is not None:
             crop_h, crop_w = self.crop_size
-            if self.source not in ("davis", "youtube_vos"):
+            if self.source not in VIDEO_SOURCES:
                 raise ConfigError(f"crop_size applies to the video sources (davis, "
                                   f"youtube_vos), not {self.source!r}")
             if crop_h < 32 or crop_w < 32 or any(crop_h > h or crop_w > w

@@ -25,20 +25,18 @@ from absl import flags  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
 from osmn.cli import define_size, run_tool  # noqa: E402
 
-# osmn.data.synthetic.FAMILIES and ANNOTATE (checked there too; that module loads TensorFlow).
-FAMILIES = ("distractor", "twin")
-ANNOTATE = ("all", "target")
+from osmn.config import SYNTHETIC_ANNOTATE, SYNTHETIC_FAMILIES  # noqa: E402 (no TensorFlow)
 
 flags.DEFINE_string("output", None, "New DAVIS root to write (must not exist). Required.")
-flags.DEFINE_enum("family", None, FAMILIES, "distractor (target + objects of other "
+flags.DEFINE_enum("family", None, SYNTHETIC_FAMILIES, "distractor (target + objects of other "
                   "appearance) or twin (target + a pixel-identical twin). Required.")
 flags.DEFINE_integer("num_videos", 10, "Number of videos.")
 flags.DEFINE_integer("frames", 16, "Frames per video.")
 define_size("size", "224x128", "Frame size")
 flags.DEFINE_integer("seed", 0, "Seed; sets with different seeds are disjoint.")
 flags.DEFINE_string("split", "train", "Split file written: ImageSets/2017/<split>.txt.")
-flags.DEFINE_enum("annotate", "all", ANNOTATE, "all: every object annotated (ids 1..K, for "
-                  "training); target: only the target, id 1 (for evaluation).")
+flags.DEFINE_enum("annotate", "all", SYNTHETIC_ANNOTATE, "all: every object annotated (ids "
+                  "1..K, for training); target: only the target, id 1 (for evaluation).")
 FLAGS = flags.FLAGS
 
 
@@ -48,7 +46,7 @@ def main(argv):
     if not FLAGS.output:
         raise UserError("--output: required")
     if not FLAGS.family:
-        raise UserError(f"--family: required ({' or '.join(FAMILIES)})")
+        raise UserError(f"--family: required ({' or '.join(SYNTHETIC_FAMILIES)})")
     if not FLAGS.split or "/" in FLAGS.split:
         raise UserError(f"--split: must be a plain name, got {FLAGS.split!r}")
     width, height = FLAGS.size

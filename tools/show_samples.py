@@ -21,10 +21,10 @@ from absl import flags  # noqa: E402
 
 from osmn.errors import UserError  # noqa: E402
 from osmn.cli import no_extra_arguments, run_tool  # noqa: E402
-from osmn.config import RECIPES  # noqa: E402 (no TensorFlow)
+from osmn.config import RECIPES, TRAINING_SOURCES  # noqa: E402 (no TensorFlow)
 from osmn.io import atomic_save, check_output_file  # noqa: E402
 
-flags.DEFINE_enum("source", "davis", ["coco", "davis", "youtube_vos"], "Training source.")
+flags.DEFINE_enum("source", "davis", list(TRAINING_SOURCES), "Training source.")
 flags.DEFINE_string("data_dir", None, "Data set root (default: the shipped sample of --source), "
                     "or tfds:<name>.")
 flags.DEFINE_enum("recipe", None, list(RECIPES), "Recipe (default: coco_stage1 for coco, "

@@ -26,14 +26,11 @@ import osmn.cli  # noqa: E402, F401 (first: quiets TensorFlow's start-up lines)
 
 from absl import app, flags, logging  # noqa: E402
 
-from osmn.config import BACKBONES, RECIPES, TrainConfig  # noqa: E402
+from osmn.config import BACKBONES, RECIPES, STRATEGIES, TRAINING_SOURCES, TrainConfig  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
 from osmn.cli import define_size, define_size_list, run_tool  # noqa: E402
 from osmn.io import check_output_dir, clean_stale  # noqa: E402
 from osmn.precision import TRAINING_PRECISIONS, training_auto  # noqa: E402
-
-SOURCES = ("coco", "davis", "youtube_vos")
-STRATEGIES = ("auto", "mirrored", "one_device", "multi_worker")  # osmn.training.devices
 
 FLAGS = flags.FLAGS
 
@@ -44,7 +41,7 @@ flags.DEFINE_string("data_dir", None, "Data set root (COCO folder with annotatio
                     "YouTube-VOS folder with train/). Required.")
 flags.DEFINE_string("train_dir", None, "Run directory: checkpoints, model.keras, "
                     "train_config.json, summaries/. Required.")
-flags.DEFINE_enum("source", None, SOURCES, "Data source (default: the recipe's).")
+flags.DEFINE_enum("source", None, TRAINING_SOURCES, "Data source (default: the recipe's).")
 flags.DEFINE_string("annotation_file", None, "COCO only: an instances JSON to use instead of "
                     "DATA_DIR/annotations/instances_<split>2017.json.")
 flags.DEFINE_string("split", "train", "Data set split to train on.")

@@ -46,13 +46,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image, ImageDraw
 
+from osmn.config import SYNTHETIC_ANNOTATE, SYNTHETIC_FAMILIES
 from osmn.errors import UserError
 from osmn.io import atomic_dir, davis_palette  # noqa: F401 (davis_palette: re-exported)
 
-FAMILIES: Tuple[str, ...] = ("distractor", "twin")
+FAMILIES: Tuple[str, ...] = SYNTHETIC_FAMILIES
 SHAPES: Tuple[str, ...] = ("ellipse", "rectangle", "triangle", "star", "cross", "hexagon")
 PATTERNS: Tuple[str, ...] = ("stripes", "checker", "dots", "rings", "blotches")
-ANNOTATE: Tuple[str, ...] = ("all", "target")
+ANNOTATE: Tuple[str, ...] = SYNTHETIC_ANNOTATE
 TARGET_ID = 1
 RESOLUTION = "480p"  # DAVIS folder name; the frames keep their own (small) size.
 JPEG_QUALITY = 95

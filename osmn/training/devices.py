@@ -22,9 +22,8 @@ from typing import Tuple
 
 import tensorflow as tf
 
+from osmn.config import STRATEGIES
 from osmn.errors import UserError
-
-STRATEGIES = ("auto", "mirrored", "one_device", "multi_worker")
 
 
 def make_strategy(kind: str = "auto") -> Tuple[tf.distribute.Strategy, str]:
