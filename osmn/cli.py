@@ -51,7 +51,7 @@ def _start_up_lines_dropped():
     failed = False
     try:
         yield
-    except BaseException:
+    except Exception:  # a signal (KeyboardInterrupt, Terminated) is no import error: still quiet
         failed = True
         raise
     finally:
@@ -118,9 +118,27 @@ class Terminated(BaseException):
     run as for Ctrl-C; `run_tool` turns it into exit code 143."""
 
 
+# The signal that stopped the tool, if one did. Code between the handler and `run_tool` may turn
+# the KeyboardInterrupt or Terminated into another exception (a library catching and re-raising
+# it, a C++ callback); the tool still reports the signal, not a traceback.
+_received_signal = []
+
+
+def _on_sigint(signum, frame):
+    _received_signal.append(signal.SIGINT)
+    raise KeyboardInterrupt
+
+
 def _on_sigterm(signum, frame):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # A second SIGTERM must not cut the clean-up.
+    _received_signal.append(signal.SIGTERM)
     raise Terminated(signum)
+
+
+def _exit_for_signal() -> None:
+    if _received_signal and _received_signal[0] == signal.SIGTERM:
+        _exit("terminated (SIGTERM): stopped, temporary files removed", EXIT_SIGTERM)
+    _exit("interrupted (Ctrl-C): stopped, temporary files removed", EXIT_SIGINT)
 
 
 def _parse_flags(argv):
@@ -148,21 +166,24 @@ def run_tool(main) -> None:
 
     `main(argv)` may return an int exit code (0 on success), as with `app.run`.
     """
+    signal.signal(signal.SIGINT, _on_sigint)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         app.run(main, flags_parser=_parse_flags)
     except UserError as error:
         _exit(f"error: {_one_line(error)}", EXIT_USER_ERROR)
-    except KeyboardInterrupt:
-        _exit("interrupted (Ctrl-C): stopped, temporary files removed", EXIT_SIGINT)
-    except Terminated:
-        _exit("terminated (SIGTERM): stopped, temporary files removed", EXIT_SIGTERM)
+    except (KeyboardInterrupt, Terminated):
+        _exit_for_signal()
     except OSError as error:
+        if _received_signal:
+            _exit_for_signal()
         if error.errno not in _ENVIRONMENT_ERRNOS:
             raise
         where = error.filename or "output"
         _exit(f"error: {where}: {_ENVIRONMENT_ERRNOS[error.errno]}", EXIT_USER_ERROR)
-    except Exception as error:  # noqa: BLE001 (only out-of-memory is handled; the rest re-raised)
+    except Exception as error:  # noqa: BLE001 (out-of-memory and signals handled; rest re-raised)
+        if _received_signal:
+            _exit_for_signal()
         if not _out_of_memory(error):
             raise
         _exit("error: out of memory (try a smaller --im_size or fewer objects/frames at once)",

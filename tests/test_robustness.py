@@ -434,6 +434,30 @@ SIGNALS = {"SIGTERM": (signal.SIGTERM, 143, "terminated"),
            "SIGINT": (signal.SIGINT, 130, "interrupted")}
 
 
+# A tool whose main catches the signal's exception and raises another one, as a library may.
+WRAPPING_TOOL = """
+import os, signal, time
+from osmn.cli import run_tool
+def main(argv):
+    try:
+        os.kill(os.getpid(), signal.{name})
+        time.sleep(30)
+    except BaseException as error:
+        raise RuntimeError("wrapped by a library") from error
+run_tool(main)
+"""
+
+
+@pytest.mark.parametrize("name", sorted(SIGNALS))
+def test_a_signal_wrapped_into_another_exception_is_still_reported_as_the_signal(name):
+    _, code, word = SIGNALS[name]
+    result = subprocess.run([sys.executable, "-c", WRAPPING_TOOL.format(name=name)],
+                            capture_output=True, text=True, env=_env(), cwd=REPO, timeout=60)
+    assert result.returncode == code, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and word in lines[0], result.stderr
+
+
 @pytest.mark.parametrize("name", sorted(SIGNALS))
 def test_infer_signal_cleans_up(name, tiny, long_video, tmp_path):
     number, code, word = SIGNALS[name]
@@ -494,3 +518,16 @@ def test_export_signal_leaves_no_temp_in_the_watched_folder(name, tiny, tmp_path
     assert len(stderr.splitlines()) == 1 and word in stderr, stderr
     assert not [p for p in models.iterdir() if io.TEMP_MARK in p.name]
     assert not (models / "osmn" / "1").exists()
+
+
+@pytest.mark.parametrize("stop, replayed", [(KeyboardInterrupt, False), (RuntimeError, True)])
+def test_start_up_noise_stays_dropped_when_a_signal_stops_the_import(capfd, stop, replayed):
+    """A Ctrl-C while TensorFlow is imported prints only the tool's one line, not the C++
+    start-up lines; a real import error replays everything captured."""
+    from osmn.cli import _start_up_lines_dropped  # noqa: PLC0415
+    noise = "I0000 00:00:1796493694.323985    8265 port.cc:153] oneDNN custom operations are on."
+    with pytest.raises(stop):
+        with _start_up_lines_dropped():
+            os.write(2, (noise + "\n").encode())
+            raise stop()
+    assert (noise in capfd.readouterr().err) == replayed
