@@ -98,6 +98,7 @@ if "tensorflow" not in sys.modules and not any(
 
 from absl import app, flags  # noqa: E402
 
+from osmn import signals  # noqa: E402
 from osmn.errors import UserError  # noqa: E402
 
 EXIT_USER_ERROR = 2
@@ -113,30 +114,8 @@ _ENVIRONMENT_ERRNOS = {errno.ENOSPC: "no space left on the device",
                        errno.EIO: "input/output error"}
 
 
-class Terminated(BaseException):
-    """Raised in the main thread by SIGTERM, so that `finally` / `except BaseException` clean-ups
-    run as for Ctrl-C; `run_tool` turns it into exit code 143."""
-
-
-# The signal that stopped the tool, if one did. Code between the handler and `run_tool` may turn
-# the KeyboardInterrupt or Terminated into another exception (a library catching and re-raising
-# it, a C++ callback); the tool still reports the signal, not a traceback.
-_received_signal = []
-
-
-def _on_sigint(signum, frame):
-    _received_signal.append(signal.SIGINT)
-    raise KeyboardInterrupt
-
-
-def _on_sigterm(signum, frame):
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # A second SIGTERM must not cut the clean-up.
-    _received_signal.append(signal.SIGTERM)
-    raise Terminated(signum)
-
-
 def _exit_for_signal() -> None:
-    if _received_signal and _received_signal[0] == signal.SIGTERM:
+    if signals.received() == signal.SIGTERM:
         _exit("terminated (SIGTERM): stopped, temporary files removed", EXIT_SIGTERM)
     _exit("interrupted (Ctrl-C): stopped, temporary files removed", EXIT_SIGINT)
 
@@ -166,23 +145,22 @@ def run_tool(main) -> None:
 
     `main(argv)` may return an int exit code (0 on success), as with `app.run`.
     """
-    signal.signal(signal.SIGINT, _on_sigint)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signals.install()
     try:
         app.run(main, flags_parser=_parse_flags)
     except UserError as error:
         _exit(f"error: {_one_line(error)}", EXIT_USER_ERROR)
-    except (KeyboardInterrupt, Terminated):
+    except (KeyboardInterrupt, signals.Terminated):
         _exit_for_signal()
     except OSError as error:
-        if _received_signal:
+        if signals.received():
             _exit_for_signal()
         if error.errno not in _ENVIRONMENT_ERRNOS:
             raise
         where = error.filename or "output"
         _exit(f"error: {where}: {_ENVIRONMENT_ERRNOS[error.errno]}", EXIT_USER_ERROR)
     except Exception as error:  # noqa: BLE001 (out-of-memory and signals handled; rest re-raised)
-        if _received_signal:
+        if signals.received():
             _exit_for_signal()
         if not _out_of_memory(error):
             raise
@@ -194,7 +172,8 @@ def _exit(line: str, code: int) -> None:
     if sys.stdout.isatty():  # a progress bar may be mid-line: the error goes on a line of its own
         print(flush=True)
     sys.stdout.flush()
-    print(line, file=sys.stderr, flush=True)
+    # After a signal sys.stderr is silenced (osmn.signals): the one line goes to the real one.
+    print(line, file=sys.__stderr__ if signals.received() else sys.stderr, flush=True)
     sys.exit(code)
 
 

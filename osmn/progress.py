@@ -13,15 +13,33 @@ import sys
 import time
 from typing import Optional, Sequence
 
+from osmn import signals
+
 
 def Progbar(target: int, unit_name: str = "step",  # noqa: N802 (stands in for the Keras class)
             stateful_metrics: Optional[Sequence[str]] = None, verbose: int = 1):
     """A Keras progress bar on a terminal, a `PlainProgress` otherwise (same `update`/`add`)."""
     if sys.stdout.isatty():
         import keras  # noqa: PLC0415
-        return keras.utils.Progbar(target, unit_name=unit_name, verbose=verbose,
-                                   stateful_metrics=stateful_metrics)
-    return PlainProgress(target, unit_name, stateful_metrics, verbose)
+        return _StopsOnSignal(keras.utils.Progbar(target, unit_name=unit_name, verbose=verbose,
+                                                  stateful_metrics=stateful_metrics))
+    return _StopsOnSignal(PlainProgress(target, unit_name, stateful_metrics, verbose))
+
+
+class _StopsOnSignal:
+    """A progress bar whose every update is a safe point to stop at after a signal whose
+    exception was swallowed on the way (`osmn.signals.raise_if_received`)."""
+
+    def __init__(self, bar):
+        self._bar = bar
+
+    def update(self, current: int, values=None, finalize: Optional[bool] = None) -> None:
+        signals.raise_if_received()
+        self._bar.update(current, values, finalize=finalize)
+
+    def add(self, n: int, values=None) -> None:
+        signals.raise_if_received()
+        self._bar.add(n, values)
 
 
 class PlainProgress:

@@ -458,6 +458,35 @@ def test_a_signal_wrapped_into_another_exception_is_still_reported_as_the_signal
     assert len(lines) == 1 and word in lines[0], result.stderr
 
 
+# A tool in which the signal lands in code that prints and swallows its exception (as a C++
+# callback into Python may), then carries on to its next progress update.
+SWALLOWING_TOOL = """
+import os, signal, sys, time, traceback
+from osmn.cli import run_tool
+from osmn.progress import Progbar
+def main(argv):
+    bar = Progbar(3, unit_name="frame")
+    try:
+        os.kill(os.getpid(), signal.{name})
+        time.sleep(30)
+    except BaseException:
+        traceback.print_exc()  # swallowed, with a traceback on stderr
+    bar.update(1)
+    print("still running", file=sys.__stderr__)
+run_tool(main)
+"""
+
+
+@pytest.mark.parametrize("name", sorted(SIGNALS))
+def test_a_swallowed_signal_stops_the_tool_at_its_next_progress_update(name):
+    _, code, word = SIGNALS[name]
+    result = subprocess.run([sys.executable, "-c", SWALLOWING_TOOL.format(name=name)],
+                            capture_output=True, text=True, env=_env(), cwd=REPO, timeout=60)
+    assert result.returncode == code, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and word in lines[0], result.stderr
+
+
 @pytest.mark.parametrize("name", sorted(SIGNALS))
 def test_infer_signal_cleans_up(name, tiny, long_video, tmp_path):
     number, code, word = SIGNALS[name]
