@@ -313,6 +313,9 @@ STRATEGIES: Tuple[str, ...] = ("auto", "mirrored", "one_device", "multi_worker")
 # (distractor) or beside a pixel-identical twin (twin); which objects are annotated.
 SYNTHETIC_FAMILIES: Tuple[str, ...] = ("distractor", "twin")
 SYNTHETIC_ANNOTATE: Tuple[str, ...] = ("all", "target")
+# The longest video the web app and `osmn.inference.session` open by default: 2000 frames of
+# 854x480 are 2.5 GB of decoded pixels.
+MAX_VIDEO_FRAMES: int = 2000
 
 
 @dataclasses.dataclass(frozen=True)

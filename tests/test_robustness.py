@@ -198,16 +198,13 @@ def test_infer_flags_refused_before_tensorflow(flags, fragment, tiny, tmp_path, 
 
 
 # Every size flag of the tools takes WIDTHxHEIGHT, one parser (osmn.cli.parse_size).
-# The app imports TensorFlow with its flag definitions (osmn.inference.session).
-TF_WITH_FLAGS = {"app"}
 SIZE_FLAGS = [("infer", "--im_size"), ("segment_many", "--im_size"), ("app", "--im_size"),
               ("train", "--image_sizes"), ("train", "--crop_size"), ("make_synthetic", "--size")]
 
 
 @pytest.mark.parametrize("tool,flag", SIZE_FLAGS)
 def test_a_size_in_another_form_is_refused_in_one_line(tool, flag, tmp_path, no_tensorflow):
-    result = run(tool, f"{flag}=854,480",
-                 no_tensorflow=None if tool in TF_WITH_FLAGS else no_tensorflow)
+    result = run(tool, f"{flag}=854,480", no_tensorflow=no_tensorflow)
     assert_one_error_line(result, f"{flag}=854,480", "expected WIDTHxHEIGHT, e.g. 854x480")
     assert listing(tmp_path) == set()
 
@@ -223,8 +220,7 @@ def test_a_size_in_another_form_is_refused_in_one_line(tool, flag, tmp_path, no_
     ("make_synthetic", "--annotate", "all|target"),
 ])
 def test_an_unknown_enum_value_is_refused_in_one_line(tool, flag, values, no_tensorflow):
-    result = run(tool, f"{flag}=half",
-                 no_tensorflow=None if tool in TF_WITH_FLAGS else no_tensorflow)
+    result = run(tool, f"{flag}=half", no_tensorflow=no_tensorflow)
     assert_one_error_line(result, f"{flag}=half", f"<{values}>")
 
 

@@ -19,7 +19,7 @@ from absl import flags  # noqa: E402
 from osmn.cli import (SHIPPED_MODEL, define_size, model_path_or_shipped,  # noqa: E402
                       no_extra_arguments, run_tool)
 from osmn.errors import UserError  # noqa: E402
-from osmn.inference.session import MAX_FRAMES  # noqa: E402
+from osmn.config import MAX_VIDEO_FRAMES  # noqa: E402 (no TensorFlow before the flags are checked)
 from osmn.precision import INFERENCE_PRECISIONS  # noqa: E402
 
 flags.DEFINE_integer("port", 7860, "Port on 127.0.0.1.")
@@ -29,7 +29,7 @@ flags.DEFINE_enum("precision", "auto", INFERENCE_PRECISIONS,
                   "model on this CPU).")
 define_size("im_size", None, "Working size (as tools/infer.py --im_size); default: the "
             "model's own working size, else each frame at its own size")
-flags.DEFINE_integer("max_frames", MAX_FRAMES, "Longer videos are refused (memory and disk).")
+flags.DEFINE_integer("max_frames", MAX_VIDEO_FRAMES, "Longer videos are refused (memory and disk).")
 FLAGS = flags.FLAGS
 
 

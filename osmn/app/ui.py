@@ -16,6 +16,7 @@ import gradio as gr  # the optional extra: pip install -e ".[app]"
 import numpy as np
 
 from osmn.app.painting import brush_colours, labels_from_layers, layer_from_labels
+from osmn.config import MAX_VIDEO_FRAMES
 from osmn.errors import UserError
 from osmn.inference import session as session_lib
 from osmn.inference.frames import IMAGE_SUFFIXES
@@ -96,7 +97,7 @@ def _stage_uploads(files: List[str], workdir: pathlib.Path, max_frames: int) -> 
     return folder
 
 
-def build_app(model, work_size=None, max_frames: int = session_lib.MAX_FRAMES):
+def build_app(model, work_size=None, max_frames: int = MAX_VIDEO_FRAMES):
     """The Gradio Blocks of the app, segmenting with `model` (an `osmn.inference.LocalEngine`, or
     an `osmn.model.OSMN`, which `VideoSegmenter` wraps in one)."""
 

@@ -27,13 +27,13 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
+from osmn.config import MAX_VIDEO_FRAMES
 from osmn.errors import UserError
 from osmn.inference.frames import (FRAME_NAME_DIGITS, IMAGE_SUFFIXES, VIDEO_SUFFIXES,
                                    FrameSource, _imageio)
 from osmn.inference.masks import atomic_save, davis_palette, object_ids, write_mask
 from osmn.inference.overlay import overlay as make_overlay
 
-MAX_FRAMES = 2000  # Default length limit: 2000 frames of 854x480 are 2.5 GB of decoded pixels.
 FOLDER_FPS = 24.0  # Frame rate given to a folder of frames, which has none (DAVIS was shot at 24).
 GRABCUT_MARGIN = 0.25  # GrabCut sees the box plus 25% of its longer side around it (display
 GRABCUT_MIN_MARGIN = 16  # choice, for speed), at least 16 pixels.
@@ -55,7 +55,7 @@ class VideoFileFrames:
             different sizes.
     """
 
-    def __init__(self, path, workdir, max_frames: int = MAX_FRAMES):
+    def __init__(self, path, workdir, max_frames: int = MAX_VIDEO_FRAMES):
         self.path = pathlib.Path(path)
         self.is_folder = False
         imageio = _imageio()
@@ -133,7 +133,7 @@ def _extract_zip(path: pathlib.Path, workdir: pathlib.Path, max_frames: int) -> 
     return target
 
 
-def open_frames(path, workdir, max_frames: int = MAX_FRAMES):
+def open_frames(path, workdir, max_frames: int = MAX_VIDEO_FRAMES):
     """Open a folder of frames, a zip of frames or a video file.
 
     Returns:
