@@ -248,18 +248,6 @@ def segment_set(segmenter, eval_root, sequences: Sequence[str], results_dir, pro
         bar.update(i + 1)
 
 
-def copy_first_mask(eval_root, sequences: Sequence[str], results_dir) -> None:
-    """The no-model reference: frame 0's mask as the result of every frame."""
-    from osmn.inference import read_mask, write_mask  # noqa: PLC0415
-    for name in sequences:
-        masks = sorted((pathlib.Path(eval_root) / "Annotations" / "480p" / name).glob("*.png"))
-        first, _ = read_mask(masks[0])
-        out = pathlib.Path(results_dir) / name
-        out.mkdir(parents=True, exist_ok=True)
-        for path in masks:
-            write_mask(out / path.name, first)
-
-
 def other_objects_hit(s: AblationSettings, family: str, results_dir,
                       sequences: Sequence[str]) -> float:
     """% of the other objects' pixels (distractors or twin) labelled as the target.
@@ -330,6 +318,7 @@ def run_ablation(s: AblationSettings, work_dir, json_path=None, markdown_path=No
         The report dict (what the JSON holds).
     """
     s.validate()
+    from osmn.evaluation.baselines import copy_first_mask  # noqa: PLC0415
     from osmn.inference import LocalEngine, VideoSegmenter  # noqa: PLC0415
     from osmn.model import load_osmn  # noqa: PLC0415
     work_dir = pathlib.Path(work_dir)

@@ -84,15 +84,6 @@ def segment_sequence(model, video_dir, mask_path, out_root, work_size, finetune_
     return frames, time.perf_counter() - started
 
 
-def copy_first_mask(video_dir, mask_path, out_dir):
-    from osmn.inference.masks import write_mask  # noqa: PLC0415
-    from osmn.inference.video_input import open_video  # noqa: PLC0415
-    opened = open_video(video_dir, mask_path)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in opened.source.names:
-        write_mask(out_dir / f"{name}.png", opened.labels, opened.palette)
-
-
 def _measure(data_dir, results, sequences):
     from osmn.evaluation import evaluate  # noqa: PLC0415
     from osmn.evaluation.davis import overall  # noqa: PLC0415
@@ -117,11 +108,11 @@ def main(argv):
     data = pathlib.Path(FLAGS.data_dir)
     videos = {s: (data / "JPEGImages/480p" / s, data / "Annotations/480p" / s / "00000.png")
               for s in sequences}
+    from osmn.evaluation.baselines import copy_first_mask  # noqa: PLC0415 (loads TensorFlow)
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         scratch = pathlib.Path(scratch)
-        for s, (video, mask) in videos.items():
-            copy_first_mask(video, mask, scratch / "copy" / s)
+        copy_first_mask(data, sequences, scratch / "copy")
         rows.append({"model": "copy first mask", **_measure(data, scratch / "copy", sequences)})
         print(rows[-1])
         for name, step, model in _models(FLAGS.run, FLAGS.checkpoints):

@@ -242,3 +242,27 @@ def test_tool_bad_input(eval_tool, davis_sample, tmp_path):
     _results(tmp_path / "res", [np.full((24, 32), 255, np.uint8)] * 5)
     with pytest.raises(UserError, match="00001.png: id 255 but the sequence has 2"):
         eval_tool.run(str(tmp_path / "res"), str(tmp_path / "davis"))
+
+
+def test_copy_first_mask_writes_the_first_annotation_for_every_frame(tmp_path):
+    """The no-model reference: every result equals frame 0's annotation; its J on the sample is
+    the 0.408 the README quotes for copying the first mask."""
+    from conftest import DAVIS_SAMPLE, SAMPLE_SEQUENCE  # noqa: PLC0415
+    from osmn.evaluation.baselines import copy_first_mask  # noqa: PLC0415
+    from osmn.io import read_mask  # noqa: PLC0415
+    copy_first_mask(DAVIS_SAMPLE, [SAMPLE_SEQUENCE], tmp_path)
+    frames = sorted((DAVIS_SAMPLE / "JPEGImages" / "480p" / SAMPLE_SEQUENCE).glob("*.jpg"))
+    written = sorted((tmp_path / SAMPLE_SEQUENCE).glob("*.png"))
+    assert [p.stem for p in written] == [p.stem for p in frames]
+    first = read_mask(DAVIS_SAMPLE / "Annotations" / "480p" / SAMPLE_SEQUENCE / "00000.png")[0]
+    for path in (written[0], written[len(written) // 2], written[-1]):
+        np.testing.assert_array_equal(read_mask(path)[0], first)
+    (result,) = evaluate(DAVIS_SAMPLE, tmp_path, [SAMPLE_SEQUENCE], "2016")
+    assert round(result.summary()["J-Mean"], 3) == 0.408
+
+
+def test_copy_first_mask_names_a_missing_sequence(tmp_path):
+    from conftest import DAVIS_SAMPLE  # noqa: PLC0415
+    from osmn.evaluation.baselines import copy_first_mask  # noqa: PLC0415
+    with pytest.raises(UserError, match="no-such-video"):
+        copy_first_mask(DAVIS_SAMPLE, ["no-such-video"], tmp_path)
