@@ -254,12 +254,14 @@ def _check_writable_folder(path: pathlib.Path, flag: str, shown: pathlib.Path) -
     probe = temp_sibling(path / "probe")
     try:
         probe.mkdir()
-        probe.rmdir()
     except OSError as error:
         reason = {errno.EROFS: "read-only filesystem", errno.EACCES: "permission denied",
                   errno.EPERM: "permission denied", errno.ENOSPC: "no space left",
                   errno.EDQUOT: "disk quota exceeded"}.get(error.errno, error.strerror)
         raise UserError(f"{flag}{shown}: cannot write in {path} ({reason})") from None
+    finally:  # also when a signal lands between the two calls
+        with contextlib.suppress(OSError):
+            probe.rmdir()
 
 
 def check_output_dir(path: PathLike, flag: str = "") -> pathlib.Path:

@@ -547,3 +547,18 @@ def test_start_up_noise_stays_dropped_when_a_signal_stops_the_import(capfd, stop
             os.write(2, (noise + "\n").encode())
             raise stop()
     assert (noise in capfd.readouterr().err) == replayed
+
+
+def test_a_signal_during_the_output_check_leaves_no_probe(tmp_path, monkeypatch):
+    """The writability probe is removed even when Ctrl-C lands right after it was created."""
+    real_mkdir = pathlib.Path.mkdir
+
+    def mkdir_then_interrupted(self, *args, **kwargs):
+        real_mkdir(self, *args, **kwargs)
+        if io.TEMP_MARK in self.name:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(pathlib.Path, "mkdir", mkdir_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        io.check_output_dir(tmp_path / "out")
+    assert listing(tmp_path) == set()
