@@ -31,7 +31,7 @@ from osmn.config import MAX_VIDEO_FRAMES
 from osmn.errors import UserError
 from osmn.inference.frames import (FRAME_NAME_DIGITS, IMAGE_SUFFIXES, VIDEO_SUFFIXES,
                                    FrameSource, _imageio)
-from osmn.inference.masks import atomic_save, davis_palette, object_ids, write_mask
+from osmn.inference.masks import atomic_save, check_mask, davis_palette, write_mask
 from osmn.inference.overlay import overlay as make_overlay
 
 FOLDER_FPS = 24.0  # Frame rate given to a folder of frames, which has none (DAVIS was shot at 24).
@@ -217,14 +217,8 @@ class SegmentationSession:
         if not 0 <= index < len(self):
             raise UserError(f"frame {index}: the video has frames 0..{len(self) - 1}")
         labels = np.asarray(labels)
-        if labels.shape != self._shape[:2]:
-            raise UserError(f"mask size {labels.shape[1] if labels.ndim > 1 else '?'}x"
-                            f"{labels.shape[0]} differs from the frame size "
-                            f"{self._shape[1]}x{self._shape[0]}")
-        labels = labels.astype(np.uint8)
-        if not object_ids(labels):
-            raise UserError(f"the mask of frame {index} holds no object")
-        return labels
+        check_mask(labels, self._shape, f"frame {index}")
+        return labels.astype(np.uint8)
 
     def propagate(self, start: int, labels: np.ndarray,
                   on_frame: Optional[Callable[[int, int], None]] = None) -> int:
@@ -361,11 +355,7 @@ def first_labels(mask_path, shape) -> np.ndarray:
     """Read a mask PNG for a video of frame shape `shape`; UserError when its size differs."""
     from osmn.inference.masks import read_mask  # noqa: PLC0415
     labels, _ = read_mask(mask_path)
-    if labels.shape != tuple(shape[:2]):
-        raise UserError(f"{pathlib.Path(mask_path).name}: mask size {labels.shape[1]}x"
-                        f"{labels.shape[0]} differs from the frame size {shape[1]}x{shape[0]}")
-    if not object_ids(labels):
-        raise UserError(f"{pathlib.Path(mask_path).name}: the mask holds no object")
+    check_mask(labels, shape, pathlib.Path(mask_path).name)
     return labels
 
 

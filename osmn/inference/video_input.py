@@ -13,7 +13,7 @@ import numpy as np
 
 from osmn.errors import UserError
 from osmn.inference.frames import FrameSource, default_mask_path
-from osmn.inference.masks import object_ids
+from osmn.inference.masks import check_mask
 from osmn.io import davis_palette, read_mask
 
 
@@ -60,14 +60,8 @@ def open_video(video, mask=None, sequence: Optional[str] = None,
                             "segmented frame)")
         mask = default_mask_path(video, start_frame)
     labels, palette = read_mask(mask)
-    ids = object_ids(labels)
-    if not ids:
-        raise UserError(f"{mask}: the mask holds no object (only background/void)")
     frame0 = source.frame(start_frame)
-    if labels.shape != frame0.shape[:2]:
-        raise UserError(f"{mask}: mask size {labels.shape[1]}x{labels.shape[0]} differs from the "
-                        f"frame size {frame0.shape[1]}x{frame0.shape[0]} of "
-                        f"{source.file(start_frame)}")
+    ids = check_mask(labels, frame0.shape, mask, source.file(start_frame))
     palette = davis_palette() if palette is None else palette
     sequence = sequence or (source.path.name if source.is_folder else source.path.stem)
     return VideoInput(source, labels, palette, ids, frame0, sequence, start_frame)

@@ -25,6 +25,7 @@ import tensorflow as tf
 from osmn import config
 from osmn.inference.engine import LocalEngine, working_frame
 from osmn.inference.finetune import finetune_objects
+from osmn.inference.masks import object_ids
 from osmn.inference.merge import merge_probabilities
 from osmn.inference.object_manager import ObjectManager
 from osmn.model.osmn_model import OSMN
@@ -167,7 +168,7 @@ class VideoSegmenter:
         labels = np.asarray(labels, np.uint8)
         if labels.shape != frame.shape[:2]:
             raise ValueError(f"mask size {labels.shape} differs from frame size {frame.shape[:2]}")
-        ids = [int(v) for v in np.unique(labels) if v not in (0, config.VOID_LABEL)]
+        ids = list(object_ids(labels))
         if not ids:
             raise ValueError("the mask holds no object")
         self.objects = ObjectManager(ids)
