@@ -25,10 +25,11 @@ from osmn.errors import UserError
 
 AUTO = "auto"
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
-INFERENCE_PRECISIONS = (AUTO, "float32", "bfloat16")
-TRAINING_PRECISIONS = (AUTO, "float32", "bfloat16", "float16")
-# The precisions the CPU speed benchmarks compare (benchmarks/).
+# The precisions the CPU runs: the inference engine's, once "auto" is resolved, and the ones the
+# CPU speed benchmarks compare.
 CPU_PRECISIONS = ("float32", "bfloat16")
+INFERENCE_PRECISIONS = (AUTO,) + CPU_PRECISIONS
+TRAINING_PRECISIONS = (AUTO, "float32", "bfloat16", "float16")
 
 # Inference "auto": bfloat16 for a backbone of `BF16_BACKBONES` on a CPU with one of
 # `BF16_CPU_FLAGS` (oneDNN runs bfloat16 convolutions in hardware there: AMX tiles, or AVX-512

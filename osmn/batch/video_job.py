@@ -16,8 +16,6 @@ from typing import Dict, Optional, Tuple
 from osmn.batch import store
 from osmn.batch.manifest import VideoTask
 
-PRECISIONS = ("float32", "bfloat16")
-
 
 @dataclasses.dataclass(frozen=True)
 class SegmentSettings:

@@ -8,11 +8,9 @@
 """
 
 from osmn.inference.engine.forward import segment_objects
-from osmn.inference.engine.local_engine import (PRECISIONS, PRECISION_POLICIES, XLA_BY_DEFAULT,
-                                                LocalEngine, choose_precision,
+from osmn.inference.engine.local_engine import (XLA_BY_DEFAULT, LocalEngine, choose_precision,
                                                 default_jit_compile, inference_model,
                                                 working_frame)
 
 __all__ = ["LocalEngine", "segment_objects", "inference_model", "choose_precision",
-           "default_jit_compile", "working_frame", "PRECISIONS", "PRECISION_POLICIES",
-           "XLA_BY_DEFAULT"]
+           "default_jit_compile", "working_frame", "XLA_BY_DEFAULT"]

@@ -34,13 +34,9 @@ from osmn.guides import spatial_guide, visual_guide
 from osmn.inference.engine.forward import segment_objects
 from osmn.inference.engine.modulation_pass import resolve_kernel
 from osmn.model.osmn_model import OSMN
-from osmn.precision import (AUTO, INFERENCE_PRECISIONS, POLICIES, check, dtype_policy,
-                            inference_auto)
+from osmn.precision import (CPU_PRECISIONS, INFERENCE_PRECISIONS, check, dtype_policy,
+                            inference_auto, policy)
 from osmn.preprocessing import resize_image, to_model_input
-
-# The precision names of inference and their Keras policies: osmn.precision, the one place.
-PRECISION_POLICIES = {name: POLICIES[name] for name in INFERENCE_PRECISIONS if name != AUTO}
-PRECISIONS = INFERENCE_PRECISIONS
 
 # XLA for the per-frame `segment`, per (backbone, precision), where it measured faster.
 # VGG16 float32: XLA (oneDNN graph execution took 1.21x its time on the AMX Xeon,
@@ -51,10 +47,6 @@ PRECISIONS = INFERENCE_PRECISIONS
 # full width, same file).
 XLA_BY_DEFAULT = {("vgg16", "float32"): True, ("vgg16", "bfloat16"): False,
                   ("lite", "float32"): False, ("lite", "bfloat16"): False}
-
-
-def _check_precision(precision: str, allow_auto: bool = False) -> None:
-    check(precision, PRECISIONS if allow_auto else tuple(PRECISION_POLICIES))
 
 
 def choose_precision(model: OSMN, flags: Optional[frozenset] = None) -> str:
@@ -77,9 +69,8 @@ def inference_model(model: OSMN, precision: str = "float32") -> OSMN:
     Raises:
         UserError: unknown precision.
     """
-    _check_precision(precision)
-    policy = PRECISION_POLICIES[precision]
-    if model.segmentation_network.dtype_policy.name == policy:
+    check(precision, CPU_PRECISIONS)
+    if model.segmentation_network.dtype_policy.name == policy(precision):
         return model
     model_config = {k: v for k, v in model.get_config().items() if k != "dtype"}
     with dtype_policy(precision):
@@ -133,7 +124,7 @@ class LocalEngine:
 
     def __init__(self, model: OSMN, precision: str = "auto", jit_compile: Optional[bool] = None,
                  modulation_kernel: str = "auto", single_op_block_ends: bool = True):
-        _check_precision(precision, allow_auto=True)
+        check(precision, INFERENCE_PRECISIONS)
         self.source_model = model
         self.requested_precision = precision
         self.precision = choose_precision(model) if precision == "auto" else precision
