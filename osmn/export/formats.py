@@ -2,7 +2,7 @@
 
 * saved_model: a versioned SavedModel for TF Serving, EXPORT_DIR/<version>/
   (`osmn.export.saved_model`, docs/serving.md).
-* litert: the `modulate` and `segment` halves as `.tflite` files, float32 and one smaller
+* litert: the `gamma` and `segment` halves as `.tflite` files, float32 and one smaller
   variant beside it (`osmn.export.litert`, docs/lite_and_portable.md).
 * onnx: the two halves as `.onnx` files (`osmn.export.onnx_export`).
 

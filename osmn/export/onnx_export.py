@@ -84,7 +84,7 @@ def session_feed(session, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray
     names (tf2onnx names them "<name>:0").
 
     Args:
-        session: an `onnxruntime.InferenceSession` of `modulate.onnx` or `segment.onnx`.
+        session: an `onnxruntime.InferenceSession` of `gamma.onnx` or `segment.onnx`.
         inputs: name -> array, e.g. {"visual_guide": [B, 224, 224, 3]} for `modulate`.
     """
     names = {i.name.split(":")[0]: i.name for i in session.get_inputs()}
