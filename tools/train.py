@@ -26,7 +26,8 @@ import osmn.cli  # noqa: E402, F401 (first: quiets TensorFlow's start-up lines)
 
 from absl import app, flags, logging  # noqa: E402
 
-from osmn.config import BACKBONES, RECIPES, STRATEGIES, TRAINING_SOURCES, TrainConfig  # noqa: E402
+from osmn.config import (BACKBONES, RECIPES, STRATEGIES, TRAINING_SOURCES,  # noqa: E402
+                         ModelConfig, TrainConfig)
 from osmn.errors import UserError  # noqa: E402
 from osmn.cli import define_size, define_size_list, run_tool  # noqa: E402
 from osmn.io import check_output_dir, clean_stale  # noqa: E402
@@ -159,7 +160,7 @@ def config_from_flags() -> TrainConfig:
         if value is not None:
             model[field] = (not value) if invert else value
     if model:
-        changes["model"] = recipe.model.__class__(**{**recipe.model.to_dict(), **model})
+        changes["model"] = ModelConfig.of(recipe.model, **model)
     if FLAGS.backbone is not None and FLAGS.he_init is None \
             and recipe.he_init_for(FLAGS.backbone) != recipe.he_init:
         changes["he_init"] = recipe.he_init_for(FLAGS.backbone)
