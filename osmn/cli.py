@@ -236,7 +236,13 @@ class FrameSize(NamedTuple):
         return f"{self.width}x{self.height}"
 
 
-def _size(text) -> FrameSize:
+def parse_size(text) -> FrameSize:
+    """"WIDTHxHEIGHT" (e.g. "854x480") -> FrameSize(width=854, height=480): the one parser of
+    every size flag (`define_size`, `define_size_list`; absl reports its error as the flag's).
+
+    Raises:
+        ValueError: not WIDTHxHEIGHT, or a side outside MIN_SIDE..MAX_SIDE.
+    """
     match = re.fullmatch(r"\s*(\d+)x(\d+)\s*", str(text))
     if not match:
         raise ValueError(f"expected {SIZE_FORM}, got {text!r}")
@@ -246,25 +252,11 @@ def _size(text) -> FrameSize:
     return size
 
 
-def parse_size(text: str, flag: str) -> FrameSize:
-    """"WIDTHxHEIGHT" (e.g. "854x480") -> FrameSize(width=854, height=480): the one parser of
-    every size flag (`define_size`, `define_size_list`).
-
-    Raises:
-        UserError: naming `flag` (e.g. "--im_size"): not WIDTHxHEIGHT, or a side outside
-            MIN_SIDE..MAX_SIDE.
-    """
-    try:
-        return _size(text)
-    except ValueError as error:
-        raise UserError(f"{flag}: {error}") from None
-
-
 class _SizeParser(flags.ArgumentParser):
     """absl parser of one size flag: a bad value is absl's one-line flag error."""
 
     def parse(self, argument):
-        return argument if isinstance(argument, FrameSize) else _size(argument)
+        return argument if isinstance(argument, FrameSize) else parse_size(argument)
 
     def flag_type(self):
         return "size"

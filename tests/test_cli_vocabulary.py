@@ -12,24 +12,26 @@ from osmn.errors import UserError
 # --- sizes ------------------------------------------------------------------------------------
 
 def test_a_size_is_width_then_height():
-    size = parse_size("854x480", "--im_size")
+    size = parse_size("854x480")
     assert size == (854, 480) and (size.width, size.height) == (854, 480)
     assert size.hw == (480, 854)  # the (height, width) order of TrainConfig and tensors
     assert str(size) == "854x480"
 
 
 @pytest.mark.parametrize("text, problem", [
-    ("854,480", "--im_size: expected WIDTHxHEIGHT, e.g. 854x480, got '854,480'"),
+    ("854,480", "expected WIDTHxHEIGHT, e.g. 854x480, got '854,480'"),
     ("854", "expected WIDTHxHEIGHT"),
     ("854x480x3", "expected WIDTHxHEIGHT"),
     ("-854x480", "expected WIDTHxHEIGHT"),
-    ("31x480", "--im_size: width and height must be in 32..4096, got 31x480"),
+    ("31x480", "width and height must be in 32..4096, got 31x480"),
     ("854x4097", "width and height must be in 32..4096"),
 ])
-def test_a_size_in_another_form_or_out_of_bounds_is_a_user_error(text, problem):
-    with pytest.raises(UserError) as error:
-        parse_size(text, "--im_size")
-    assert problem in str(error.value)
+def test_a_size_in_another_form_or_out_of_bounds_is_refused_naming_the_flag(text, problem):
+    flag_values = flags.FlagValues()
+    define_size("im_size", None, "Working size", flag_values=flag_values)
+    with pytest.raises(flags.IllegalFlagValueError) as error:
+        flag_values(["tool", f"--im_size={text}"])
+    assert "--im_size" in str(error.value) and problem in str(error.value)
 
 
 @pytest.fixture
